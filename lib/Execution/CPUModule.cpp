@@ -24,20 +24,22 @@ std::unique_ptr<CPUModule> CPUModule::compile(llvm::StringRef source,
   }();
   (void)nativeTargetReady;
 
+  std::unique_ptr<CPUModule> result(new CPUModule());
   DialectRegistry registry;
   registerAllDialects(registry);
-  auto context = std::make_unique<MLIRContext>(registry);
+  result->context_ = std::make_unique<MLIRContext>(registry);
+  MLIRContext *context = result->context_.get();
   llvm::raw_string_ostream diagnostics(error);
-  ScopedDiagnosticHandler handler(context.get(), [&](Diagnostic &diag) {
+  ScopedDiagnosticHandler handler(context, [&](Diagnostic &diag) {
     diagnostics << diag.getLocation() << ": " << diag << "\n";
     return success();
   });
 
   OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(source, context.get());
+      parseSourceString<ModuleOp>(source, context);
   if (!module)
     return nullptr;
-  PassManager pm(context.get());
+  PassManager pm(context);
   buildCPUPipeline(pm);
   if (failed(pm.run(*module)))
     return nullptr;
@@ -54,16 +56,16 @@ std::unique_ptr<CPUModule> CPUModule::compile(llvm::StringRef source,
     diagnostics << llvm::toString(host.takeError()) << "\n";
     return nullptr;
   }
+  result->optimize_ = makeOptimizingTransformer(/*optLevel=*/2,
+                                                /*sizeLevel=*/0, host->get());
   ExecutionEngineOptions options;
-  auto transformer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
-                                               host->get());
-  options.transformer = transformer;
+  options.transformer = result->optimize_;
   auto engine = ExecutionEngine::create(*module, options, std::move(*host));
   if (!engine) {
     diagnostics << llvm::toString(engine.takeError()) << "\n";
     return nullptr;
   }
-  (*engine)->initialize();
-  return std::unique_ptr<CPUModule>(
-      new CPUModule(std::move(context), std::move(*engine)));
+  result->engine_ = std::move(*engine);
+  result->engine_->initialize();
+  return result;
 }

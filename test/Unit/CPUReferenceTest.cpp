@@ -222,12 +222,17 @@ uint64_t testSeed() {
 }
 
 /// JIT-compiled modules, one per element type and head configuration, shared
-/// by all tests (each shape is dynamic in batch and length).
+/// by all tests (each shape is dynamic in batch and length). Freed by the
+/// suite's teardown: an engine must not outlive LLVM's own statics, which
+/// exit() destroys before function-local ones of this binary.
+using ModuleKey = std::tuple<Elem, int64_t, int64_t, int64_t>;
+std::map<ModuleKey, std::unique_ptr<CPUModule>> &compiledModules() {
+  static std::map<ModuleKey, std::unique_ptr<CPUModule>> modules;
+  return modules;
+}
+
 CPUModule &moduleFor(Elem elem, int64_t hq, int64_t hkv, int64_t d) {
-  static std::map<std::tuple<Elem, int64_t, int64_t, int64_t>,
-                  std::unique_ptr<CPUModule>>
-      modules;
-  auto &slot = modules[{elem, hq, hkv, d}];
+  auto &slot = compiledModules()[{elem, hq, hkv, d}];
   if (slot)
     return *slot;
   std::string t = mlirName(elem);
@@ -287,6 +292,7 @@ constexpr int64_t kQueryHeads = 8;
 
 class CPUReference : public testing::TestWithParam<Config> {
 protected:
+  static void TearDownTestSuite() { compiledModules().clear(); }
   void SetUp() override {
     seed = testSeed();
     rng.seed(seed);

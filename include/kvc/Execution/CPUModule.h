@@ -6,6 +6,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,11 +25,12 @@ public:
   ExecutionEngine &engine() { return *engine_; }
 
 private:
-  CPUModule(std::unique_ptr<MLIRContext> context,
-            std::unique_ptr<ExecutionEngine> engine)
-      : context_(std::move(context)), engine_(std::move(engine)) {}
+  CPUModule() = default;
 
   std::unique_ptr<MLIRContext> context_;
+  /// The LLVM optimization pipeline. ExecutionEngineOptions holds it by
+  /// reference (a function_ref), so it lives as long as the engine.
+  std::function<llvm::Error(llvm::Module *)> optimize_;
   std::unique_ptr<ExecutionEngine> engine_;
 };
 } // namespace mlir::kvc
