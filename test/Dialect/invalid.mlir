@@ -377,3 +377,21 @@ func.func @f(%n: i32) {
   // expected-note @-3 {{prior use here}}
   return
 }
+
+// -----
+
+// Tests that attention needs at least one key head (no division by zero).
+func.func @f(%q: tensor<1x4x1x8xf32>, %k: tensor<1x0x1x8xf32>) {
+  // expected-error @+1 {{key heads must be positive, found 'tensor<1x0x1x8xf32>'}}
+  %o = kvc.attention %q, %k, %k : tensor<1x4x1x8xf32>, tensor<1x0x1x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention needs a nonzero head_dim (the default scale divides by it).
+func.func @f(%q: tensor<1x4x1x0xf32>) {
+  // expected-error @+1 {{query head_dim must be positive, found 'tensor<1x4x1x0xf32>'}}
+  %o = kvc.attention %q, %q, %q : tensor<1x4x1x0xf32>, tensor<1x4x1x0xf32>
+  return
+}

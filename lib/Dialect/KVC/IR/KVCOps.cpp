@@ -39,13 +39,17 @@ static LogicalResult checkSameSize(Operation *op, int64_t found,
 }
 
 /// Head counts and head sizes decide the head grouping and the loop nests of
-/// every lowering, so they must be known at compile time.
+/// every lowering, so they must be known at compile time, and nonzero.
 static LogicalResult checkStaticHeads(Operation *op, ShapedType type,
                                      StringRef name) {
-  for (int dim : {1, 3})
+  for (int dim : {1, 3}) {
     if (type.isDynamicDim(dim))
       return op->emitOpError() << name << " " << kDimNames[dim]
                                << " must be static, found " << type;
+    if (type.getDimSize(dim) == 0)
+      return op->emitOpError() << name << " " << kDimNames[dim]
+                               << " must be positive, found " << type;
+  }
   return success();
 }
 
