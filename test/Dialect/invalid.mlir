@@ -391,7 +391,7 @@ func.func @f(%q: tensor<1x4x1x8xf32>, %k: tensor<1x0x1x8xf32>) {
 
 // Tests that attention needs a nonzero head_dim (the default scale divides by it).
 func.func @f(%q: tensor<1x4x1x0xf32>) {
-  // expected-error @+1 {{query head_dim must be positive, found 'tensor<1x4x1x0xf32>'}}
+  // expected-error @+1 {{key head_dim must be positive, found 'tensor<1x4x1x0xf32>'}}
   %o = kvc.attention %q, %q, %q : tensor<1x4x1x0xf32>, tensor<1x4x1x0xf32>
   return
 }
