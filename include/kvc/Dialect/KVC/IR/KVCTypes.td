@@ -4,7 +4,6 @@
 
 include "kvc/Dialect/KVC/IR/KVCBase.td"
 include "mlir/IR/AttrTypeBase.td"
-include "mlir/IR/BuiltinTypeInterfaces.td"
 
 def KVC_CacheType : TypeDef<KVC_Dialect, "Cache"> {
   let mnemonic = "cache";
