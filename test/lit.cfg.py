@@ -25,6 +25,8 @@ config.substitutions.append(
 
 llvm_config.with_system_environment(["HOME", "TMPDIR", "CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"])
 tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
+for tool_dir in tool_dirs:
+    llvm_config.with_environment("PATH", tool_dir, append_path=True)
 llvm_config.add_tool_substitutions(
     ["kvc-opt", ToolSubst("mlir-runner", unresolved="fatal")], tool_dirs)
 

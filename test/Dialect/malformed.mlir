@@ -163,4 +163,4 @@ kvc.attention
 
 func.func @f() -> !kvc.cache<1x1x1x1xf32> { %c = kvc.cache.alloc() : !kvc.cache<1x1x1x1xf32> %d = kvc.cache.alloc() : !kvc.cache<1x1x1x1xf32> return %c, %d : !kvc.cache<1x1x1x1xf32> }
 
-// CHECK-COUNT-40: within split at {{.+}}malformed.mlir:{{[0-9]+}} offset :{{[0-9]+}}:{{[0-9]+}}: error:
+// CHECK-COUNT-40: malformed.mlir:{{[0-9]+}}:{{[0-9]+}}: error:
