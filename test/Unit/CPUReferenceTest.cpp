@@ -71,15 +71,16 @@ float bf16ToFloat(uint16_t h) {
   return f;
 }
 
-/// A dense row-major array of `Elem` values with its memref descriptor.
-template <int Rank>
-struct Buffer {
+/// A dense row-major `[batch, heads, seq, head_dim]` array of `Elem` values
+/// with its memref descriptor.
+struct Heads {
+  static constexpr int kRank = 4;
   Elem elem;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
-  StridedMemRefType<uint8_t, Rank> desc;
+  StridedMemRefType<uint8_t, kRank> desc;
 
-  Buffer(Elem elem, std::vector<int64_t> shape)
+  Heads(Elem elem, std::vector<int64_t> shape)
       : elem(elem), shape(std::move(shape)) {
     int64_t n = 1;
     for (int64_t s : this->shape)
@@ -88,7 +89,7 @@ struct Buffer {
     desc.basePtr = desc.data = bytes.data();
     desc.offset = 0;
     int64_t stride = 1;
-    for (int i = Rank - 1; i >= 0; --i) {
+    for (int i = kRank - 1; i >= 0; --i) {
       desc.sizes[i] = this->shape[i];
       desc.strides[i] = stride;
       stride *= this->shape[i];
@@ -149,16 +150,14 @@ struct Buffer {
       set(i, std::numeric_limits<float>::quiet_NaN());
   }
 
-  /// Element [a, b, c, d] of a rank-4 buffer.
+  /// Element [a, b, c, d].
   double at(int64_t a, int64_t b, int64_t c, int64_t d) const {
     return get(((a * shape[1] + b) * shape[2] + c) * shape[3] + d);
   }
 
   /// The argument a JIT-compiled function takes for this buffer.
-  StridedMemRefType<uint8_t, Rank> *arg() { return &desc; }
+  StridedMemRefType<uint8_t, kRank> *arg() { return &desc; }
 };
-
-using Heads = Buffer<4>;
 
 /// A 1-d i32 buffer (positions, lengths).
 struct Int32s {
