@@ -2,6 +2,7 @@
 #include "kvc/InitAll.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/IR/KVCDialect.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -20,5 +21,6 @@ void mlir::kvc::registerAllDialects(DialectRegistry &registry) {
 void mlir::kvc::registerAllPasses() {
   mlir::registerAllPasses();
   registerKVCConversionPasses();
+  registerKVCTransformsPasses();
   registerKVCPipelines();
 }

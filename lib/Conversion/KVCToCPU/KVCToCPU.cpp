@@ -421,6 +421,32 @@ struct CacheAppendLowering : OpConversionPattern<CacheAppendOp> {
   }
 };
 
+struct CacheTruncateLowering : OpConversionPattern<CacheTruncateOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(CacheTruncateOp op, OneToNOpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    CacheBuffers cache(adaptor.getCache());
+    Value lengths = toBuffer(b, adaptor.getLengths().front());
+    forEach(b, dim(b, lengths, 0), [&](ImplicitLocOpBuilder &b, Value s) {
+      Value length = memref::LoadOp::create(b, lengths, s);
+      Value current = memref::LoadOp::create(b, cache.lengths, s);
+      Value zero = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
+      Value ok = arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, length, zero),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sle, length, current));
+      cf::AssertOp::create(
+          b, ok,
+          b.getStringAttr("kvc.cache.truncate: length outside [0, current "
+                          "length]"));
+      memref::StoreOp::create(b, length, cache.lengths, s);
+    });
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
 struct ConvertKVCToCPUPass
     : kvc::impl::ConvertKVCToCPUPassBase<ConvertKVCToCPUPass> {
   void runOnOperation() override {
@@ -470,7 +496,8 @@ void mlir::kvc::populateKVCToCPUTypeConversions(TypeConverter &typeConverter) {
 void mlir::kvc::populateKVCToCPUConversionPatterns(
     const TypeConverter &typeConverter, RewritePatternSet &patterns) {
   patterns.add<AttentionLowering, DecodeAttentionLowering, CacheAllocLowering,
-               CacheDeallocLowering, CacheLengthLowering, CacheAppendLowering>(
+               CacheDeallocLowering, CacheLengthLowering, CacheAppendLowering,
+               CacheTruncateLowering>(
       typeConverter, patterns.getContext());
 }
 

@@ -194,7 +194,7 @@ struct EraseWriteOnlyCache : OpRewritePattern<CacheAllocOp> {
   LogicalResult matchAndRewrite(CacheAllocOp alloc,
                                 PatternRewriter &rewriter) const override {
     for (Operation *user : alloc->getUsers())
-      if (!isa<CacheAppendOp, CacheDeallocOp>(user))
+      if (!isa<CacheAppendOp, CacheDeallocOp, CacheTruncateOp>(user))
         return rewriter.notifyMatchFailure(alloc, "the cache is read");
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       rewriter.eraseOp(user);

@@ -116,6 +116,26 @@ def KVC_CacheAppendOp : KVC_Op<"cache.append", [
   let hasVerifier = 1;
 }
 
+def KVC_CacheTruncateOp : KVC_Op<"cache.truncate", [
+    TypesMatchWith<"lengths are one i32 per sequence", "cache", "lengths",
+                   "::llvm::cast<::mlir::kvc::CacheType>($_self).getLengthsType()">]> {
+  let summary = "shorten each sequence of a cache to a given length";
+  let description = [{
+    Sets the length of each sequence `b` to `lengths[b]`, which must lie in
+    `[0, length[b]]`; lowerings check it at run time. The rows past the new
+    length stay in memory and later appends overwrite them. A prefill that
+    appends padded prompts truncates to the true prompt lengths.
+
+    ```mlir
+    kvc.cache.truncate %c[%lengths] : !kvc.cache<?x8x?x128xbf16>
+    ```
+  }];
+  let arguments = (ins
+    Arg<KVC_CacheType, "", [MemRead<KVC_CacheResource>, MemWrite<KVC_CacheResource>]>:$cache,
+    KVC_PositionsTensor:$lengths);
+  let assemblyFormat = "$cache `[` $lengths `]` attr-dict `:` qualified(type($cache))";
+}
+
 def KVC_CacheLengthOp : KVC_Op<"cache.length", [
     TypesMatchWith<"lengths are one i32 per sequence", "cache", "result",
                    "::llvm::cast<::mlir::kvc::CacheType>($_self).getLengthsType()">]> {
