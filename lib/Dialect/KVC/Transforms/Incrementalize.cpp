@@ -322,25 +322,51 @@ struct KVCIncrementalizePass
                    func.getArgAttr(i, kPositionsAttrName);
           }))
         models.push_back(func);
-    for (func::FuncOp model : models) {
-      for (StringRef suffix : {"_prefill", "_decode"})
-        if (SymbolTable::lookupSymbolIn(module,
-                                        (model.getName() + suffix).str())) {
-          model.emitOpError() << "cannot be made incremental: @"
-                              << model.getName() << suffix
-                              << " already exists";
-          return signalPassFailure();
-        }
-      FailureOr<SequenceAnalysis> analysis = SequenceAnalysis::run(model);
-      if (failed(analysis))
+    for (func::FuncOp model : models)
+      if (failed(incrementalize(module, model)))
         return signalPassFailure();
-      OpBuilder builder(model);
-      builder.setInsertionPointAfter(model);
-      func::FuncOp prefill =
-          buildPrefill(builder, model, *analysis, allPositions);
-      builder.setInsertionPointAfter(prefill);
-      buildDecode(builder, model, *analysis);
+  }
+
+  /// Adds `@f_prefill` and `@f_decode` next to `model`. A body-less
+  /// declaration of either (for callers in the same module) is replaced when
+  /// its type is the generated one.
+  LogicalResult incrementalize(ModuleOp module, func::FuncOp model) {
+    SmallVector<func::FuncOp, 2> declarations;
+    for (StringRef suffix : {"_prefill", "_decode"}) {
+      std::string name = (model.getName() + suffix).str();
+      Operation *existing = SymbolTable::lookupSymbolIn(module, name);
+      auto declaration = dyn_cast_or_null<func::FuncOp>(existing);
+      if (existing && !(declaration && declaration.isExternal()))
+        return model.emitOpError()
+               << "cannot be made incremental: @" << name
+               << " already exists and is not a declaration";
+      declarations.push_back(declaration);
     }
+    FailureOr<SequenceAnalysis> analysis = SequenceAnalysis::run(model);
+    if (failed(analysis))
+      return failure();
+    OpBuilder builder(model);
+    builder.setInsertionPointAfter(model);
+    func::FuncOp prefill = buildPrefill(builder, model, *analysis, allPositions);
+    builder.setInsertionPointAfter(prefill);
+    func::FuncOp decode = buildDecode(builder, model, *analysis);
+    for (auto [declaration, built] :
+         llvm::zip(declarations, std::array{prefill, decode})) {
+      if (!declaration)
+        continue;
+      if (declaration.getFunctionType() != built.getFunctionType()) {
+        InFlightDiagnostic diag = declaration.emitOpError()
+                                  << "is declared as "
+                                  << declaration.getFunctionType()
+                                  << " but kvc-incrementalize generates "
+                                  << built.getFunctionType();
+        prefill.erase();
+        decode.erase();
+        return diag;
+      }
+      declaration.erase();
+    }
+    return success();
   }
 };
 
