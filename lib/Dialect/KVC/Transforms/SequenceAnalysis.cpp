@@ -274,11 +274,6 @@ LogicalResult SequenceAnalysisBuilder::visitAttention(AttentionOp op) {
            << "mixes positions: an additive mask over [query, key] positions "
               "is a full-sequence value decode cannot slice; "
            << kWhyNoCache;
-  auto query = op.getQuery().getType(), key = op.getKey().getType();
-  if (query.isDynamicDim(1) || key.isDynamicDim(1))
-    return op.emitOpError() << "needs static head counts to size its cache, "
-                               "found "
-                            << query << " and " << key;
   for (auto [name, value] : {std::pair<StringRef, Value>{"query", op.getQuery()},
                              {"key", op.getKey()},
                              {"value", op.getValue()}}) {
