@@ -249,7 +249,8 @@ func.func private @rmsnorm(%x: tensor<?x?x64xf32>, %w: tensor<64xf32>)
 
 /// Rotary embedding of [b, s, heads, 16] at the position of each row:
 /// x * cos(p * f) + rotate_half(x) * sin(p * f), f = 10000^(-2i/16) for
-/// i = d mod 8, rotate_half(x) = concat(-x[8:], x[:8]).
+/// i = d mod 8, rotate_half(x) = concat(-x[8:], x[:8]) (the sign is applied
+/// in the last step).
 func.func private @rotary(%x: tensor<?x?x?x16xf32>, %positions: tensor<?x?xi32>)
     -> tensor<?x?x?x16xf32> {
   %c0 = arith.constant 0 : index
@@ -262,8 +263,7 @@ func.func private @rotary(%x: tensor<?x?x?x16xf32>, %positions: tensor<?x?xi32>)
       : tensor<?x?x?x16xf32> to tensor<?x?x?x8xf32>
   %hi = tensor.extract_slice %x[0, 0, 0, 8] [%b, %s, %n, 8] [1, 1, 1, 1]
       : tensor<?x?x?x16xf32> to tensor<?x?x?x8xf32>
-  %neghi = arith.negf %hi : tensor<?x?x?x8xf32>
-  %rot = tensor.concat dim(3) %neghi, %lo
+  %rot = tensor.concat dim(3) %hi, %lo
       : (tensor<?x?x?x8xf32>, tensor<?x?x?x8xf32>) -> tensor<?x?x?x16xf32>
   %e = tensor.empty(%b, %s, %n) : tensor<?x?x?x16xf32>
   %r = linalg.generic {
@@ -290,7 +290,10 @@ func.func private @rotary(%x: tensor<?x?x?x16xf32>, %positions: tensor<?x?xi32>)
     %sin = math.sin %angle : f32
     %a = arith.mulf %v, %cos : f32
     %bb = arith.mulf %vr, %sin : f32
-    %y = arith.addf %a, %bb : f32
+    %first = arith.cmpi ult, %d, %c8 : index
+    %y1 = arith.addf %a, %bb : f32
+    %y0 = arith.subf %a, %bb : f32
+    %y = arith.select %first, %y0, %y1 : f32
     linalg.yield %y : f32
   } -> tensor<?x?x?x16xf32>
   return %r : tensor<?x?x?x16xf32>

@@ -60,4 +60,33 @@ def KVCIncrementalizePass : Pass<"kvc-incrementalize", "ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def KVCCountFlopsPass : Pass<"kvc-count-flops", "ModuleOp"> {
+  let summary = "count the floating-point work of generating with and "
+                "without key/value caches";
+  let description = [{
+    For every function kvc-incrementalize would take (an argument marked
+    `kvc.rows`), counts its floating-point operations as
+    `per_call + per_row * R + per_pair * P` for R rows and P (row, attended
+    key) pairs, from the sequence analysis: a linalg op costs the float ops
+    of its body times its iterations (a loop along the sequence counts R),
+    an elementwise tensor op one per element, an attention `4 * Hq * D` per
+    pair (q.k and p.v, the usual convention; softmax is not counted). Counts
+    are per sequence: a dynamic batch counts one.
+
+    It prints to stdout the coefficients and, for each number of generated
+    tokens N after a prompt of `prompt-tokens`, the work of greedy
+    generation two ways: recomputing the whole sequence at every step (N
+    calls of `@f` on P+i rows: quadratic in N, cubic in attention) and
+    prefill plus N-1 decode steps of one row (what kvc-incrementalize
+    generates: the same body on the new rows, attention over the cache).
+    The IR is left unchanged.
+  }];
+  let options = [
+    Option<"promptTokens", "prompt-tokens", "int64_t", /*default=*/"16",
+           "prompt length before generation">,
+    ListOption<"generatedTokens", "generated-tokens", "int64_t",
+               "numbers of generated tokens to tabulate (default 64,256,1024)">,
+  ];
+}
+
 #endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD
