@@ -114,9 +114,7 @@ struct KVCCountFlopsPass : kvc::impl::KVCCountFlopsPassBase<KVCCountFlopsPass> {
       return signalPassFailure();
     }
     for (auto func : getOperation().getOps<func::FuncOp>()) {
-      if (!llvm::any_of(func.getArguments(), [&](BlockArgument arg) {
-            return func.getArgAttr(arg.getArgNumber(), kRowsAttrName);
-          }))
+      if (!isFullSequenceModel(func))
         continue;
       FailureOr<SequenceAnalysis> analysis = SequenceAnalysis::run(func);
       if (failed(analysis))

@@ -316,11 +316,7 @@ struct KVCIncrementalizePass
     ModuleOp module = getOperation();
     SmallVector<func::FuncOp> models;
     for (auto func : module.getOps<func::FuncOp>())
-      if (llvm::any_of(func.getArguments(), [&](BlockArgument arg) {
-            unsigned i = arg.getArgNumber();
-            return func.getArgAttr(i, kRowsAttrName) ||
-                   func.getArgAttr(i, kPositionsAttrName);
-          }))
+      if (isFullSequenceModel(func))
         models.push_back(func);
     for (func::FuncOp model : models)
       if (failed(incrementalize(module, model)))

@@ -26,6 +26,14 @@ void mlir::kvc::printRole(raw_ostream &os, const DimRole &role) {
     os << (axis == Axis::Batch ? 'b' : 's');
 }
 
+bool mlir::kvc::isFullSequenceModel(func::FuncOp func) {
+  return llvm::any_of(func.getArguments(), [&](BlockArgument arg) {
+    unsigned i = arg.getArgNumber();
+    return func.getArgAttr(i, kRowsAttrName) ||
+           func.getArgAttr(i, kPositionsAttrName);
+  });
+}
+
 static bool hasSeq(const DimRole &role) {
   return llvm::is_contained(role, Axis::Seq);
 }

@@ -70,6 +70,10 @@ private:
   BlockArgument positions;
 };
 
+/// Whether `func` is in full-sequence form for kvc-incrementalize: some
+/// argument is marked `kvc.rows` or `kvc.positions`.
+bool isFullSequenceModel(func::FuncOp func);
+
 /// Prints a role as `b`, `s`, `bs` or `_`.
 void printRole(llvm::raw_ostream &os, const DimRole &role);
 
