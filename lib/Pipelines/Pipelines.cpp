@@ -6,6 +6,8 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -42,7 +44,28 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
+void mlir::kvc::buildGPUPipeline(OpPassManager &pm, const std::string &format) {
+  GpuNVVMAttachTargetOptions target;
+  target.chip = "sm_90a";
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = format;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void mlir::kvc::registerKVCPipelines() {
+  PassPipelineRegistration<>(
+      "kvc-gpu-pipeline",
+      "lower gpu.modules (kvc's kernels) to NVVM for sm_90a and embed their "
+      "cubins in gpu.binary ops",
+      [](OpPassManager &pm) { buildGPUPipeline(pm); });
   PassPipelineRegistration<>(
       "kvc-cpu-pipeline",
       "lower kvc, tensor and linalg IR to the LLVM dialect through the CPU "

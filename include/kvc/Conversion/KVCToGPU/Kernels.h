@@ -1,0 +1,68 @@
+//===- Kernels.h - the GPU kernels kvc ops lower to -------------*- C++ -*-===//
+//
+// kvc's GPU kernels are written in the gpu, vector, memref and arith
+// dialects and specialized per head dim, query group and element type. Every
+// buffer argument is a 1-d `memref<?xT>` (five words each when launched:
+// allocated and aligned pointer, offset, size, stride); the runtime launches
+// them by name through that ABI, documented with each kernel below.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_CONVERSION_KVCTOGPU_KERNELS_H
+#define KVC_CONVERSION_KVCTOGPU_KERNELS_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringRef.h"
+#include <string>
+
+namespace mlir::kvc::gpu {
+
+/// Threads per block of every kvc kernel.
+constexpr int64_t kBlockSize = 128;
+/// Elements one thread moves per access: 16 bytes of bf16/f16.
+constexpr int64_t kVectorWidth = 8;
+
+/// The element types kernels are specialized for.
+enum class ElementType { F16, BF16, F32 };
+llvm::StringRef getName(ElementType type);
+
+/// One specialization of the kvc kernels.
+struct KernelKey {
+  int64_t headDim;    // 64, 128, ...: a multiple of 8, at most 256
+  int64_t group;      // query heads per key/value head (decode only; else 1)
+  ElementType elementType;
+};
+
+/// Query rows one decode block handles for a group size: all heads of the
+/// group up to 8 (they share every key and value load).
+int64_t getQueriesPerBlock(int64_t group);
+
+/// `kvc_append_d{D}_{T}(key, value, positions, lengths, keys, values, status,
+///     rows, capacity)`: grid (ceil(Hkv*rows*D/8 / 128), B); writes the new
+/// rows at their positions; status[0] = 1 if a position is outside
+/// [0, length] or rows past capacity.
+std::string getAppendName(const KernelKey &key);
+/// `kvc_set_lengths(source, lengths, status, add, batch)`: grid
+/// (ceil(B/128)); length[b] = source[b] + add; with add == 0 (truncate),
+/// status[0] = 2 unless 0 <= source[b] <= length[b].
+std::string getSetLengthsName();
+/// `kvc_decode_split_d{D}_g{G}_{T}(query, keys, values, lengths, positions,
+///     partial_out, partial_max_sum, rows, capacity, split_len, num_splits,
+///     scale)`: grid (num_splits, Hkv * G * rows / Q, B), Q =
+/// getQueriesPerBlock(G); each block runs online softmax over its split of
+/// the cache for Q query rows that share a key/value head and writes an
+/// unnormalized partial output [B, Hq, rows, num_splits, D] and its running
+/// max and sum [..., num_splits, 2] (log2 domain) in f32.
+std::string getDecodeSplitName(const KernelKey &key);
+/// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out, total_rows,
+///     num_splits)`: grid (ceil(total_rows * D/8 / 128)); merges the splits of
+/// each of total_rows = B*Hq*rows query rows into `out`.
+std::string getDecodeCombineName(const KernelKey &key);
+
+/// Appends the kernels of `keys` (every kernel a decode through that key
+/// needs) to a `gpu.module @kvc_kernels` in `module`, creating it if needed
+/// and skipping kernels already there.
+LogicalResult addKernels(ModuleOp module, llvm::ArrayRef<KernelKey> keys);
+
+} // namespace mlir::kvc::gpu
+
+#endif // KVC_CONVERSION_KVCTOGPU_KERNELS_H

@@ -1,0 +1,578 @@
+//===- Kernels.cpp - the GPU kernels kvc ops lower to ----------------------===//
+//
+// Each kernel is written out as gpu-dialect text, specialized (head dim,
+// query group, element type) and unrolled where registers must hold state per
+// query row, then parsed. Text keeps the kernels readable next to what they
+// lower to; the parser checks them like any other input.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/Kernels.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+#include <optional>
+#include <vector>
+
+using namespace mlir;
+using namespace mlir::kvc::gpu;
+using llvm::Twine;
+
+StringRef mlir::kvc::gpu::getName(ElementType type) {
+  switch (type) {
+  case ElementType::F16:
+    return "f16";
+  case ElementType::BF16:
+    return "bf16";
+  case ElementType::F32:
+    return "f32";
+  }
+  llvm_unreachable("unknown element type");
+}
+
+int64_t mlir::kvc::gpu::getQueriesPerBlock(int64_t group) {
+  return std::min<int64_t>(group, 8);
+}
+
+std::string mlir::kvc::gpu::getAppendName(const KernelKey &key) {
+  return ("kvc_append_d" + Twine(key.headDim) + "_" + getName(key.elementType))
+      .str();
+}
+
+std::string mlir::kvc::gpu::getSetLengthsName() { return "kvc_set_lengths"; }
+
+std::string mlir::kvc::gpu::getDecodeSplitName(const KernelKey &key) {
+  return ("kvc_decode_split_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
+          "_" + getName(key.elementType))
+      .str();
+}
+
+std::string mlir::kvc::gpu::getDecodeCombineName(const KernelKey &key) {
+  return ("kvc_decode_combine_d" + Twine(key.headDim) + "_" +
+          getName(key.elementType))
+      .str();
+}
+
+namespace {
+
+constexpr int64_t kWarp = 32;
+constexpr int64_t kWarps = kBlockSize / kWarp;
+/// Key rows each thread loads before it computes on any of them.
+constexpr int64_t kUnroll = 4;
+
+/// Writes one kernel's body: fresh SSA names and interned constants.
+class Writer {
+public:
+  explicit Writer(ElementType type) : type(type) {}
+
+  /// `%vN = rhs`; returns `%vN`.
+  std::string let(const Twine &rhs) {
+    std::string name = "%v" + std::to_string(next++);
+    os << "    " << name << " = " << rhs << "\n";
+    return name;
+  }
+  /// `%vN:2 = rhs` (gpu.shuffle: value and validity); returns `%vN`.
+  std::string let2(const Twine &rhs) {
+    std::string name = "%v" + std::to_string(next++);
+    os << "    " << name << ":2 = " << rhs << "\n";
+    return name;
+  }
+  void line(const Twine &text) { os << "    " << text << "\n"; }
+  std::string index(int64_t value) {
+    return constant(Twine(value) + " : index");
+  }
+  std::string i32(int64_t value) { return constant(Twine(value) + " : i32"); }
+  std::string f32(const Twine &value) { return constant(value + " : f32"); }
+
+  // Index arithmetic.
+  std::string add(StringRef a, StringRef b) { return bin("addi", a, b, "index"); }
+  std::string mul(StringRef a, StringRef b) { return bin("muli", a, b, "index"); }
+  std::string div(StringRef a, StringRef b) { return bin("divui", a, b, "index"); }
+  std::string rem(StringRef a, StringRef b) { return bin("remui", a, b, "index"); }
+  std::string min(StringRef a, StringRef b) { return bin("minsi", a, b, "index"); }
+  std::string cmp(StringRef pred, StringRef a, StringRef b,
+                  StringRef type = "index") {
+    return let("arith.cmpi " + pred + ", " + a + ", " + b + " : " + type);
+  }
+  std::string loadIndex(StringRef memref, StringRef at) {
+    std::string v = let("memref.load " + memref + "[" + at + "] : memref<?xi32>");
+    return let("arith.index_cast " + v + " : i32 to index");
+  }
+  // f32 arithmetic.
+  std::string fbin(StringRef op, StringRef a, StringRef b,
+                   StringRef t = "f32") {
+    return bin(op, a, b, t);
+  }
+  std::string exp2(StringRef x, StringRef t = "f32") {
+    return let("math.exp2 " + x + " : " + t);
+  }
+  std::string splat(StringRef x) {
+    return let("vector.broadcast " + x + " : f32 to vector<8xf32>");
+  }
+  std::string select(StringRef c, StringRef a, StringRef b, StringRef t) {
+    return let("arith.select " + c + ", " + a + ", " + b + " : " + t);
+  }
+  /// Eight elements of `memref<?xT>` at `at`, as f32.
+  std::string loadRow(StringRef memref, StringRef at) {
+    std::string t = getName(type).str();
+    std::string v = let("vector.load " + memref + "[" + at +
+                        "] {alignment = 16} : memref<?x" + t +
+                        ">, vector<8x" + t + ">");
+    return widen(v);
+  }
+  std::string widen(StringRef v) {
+    if (type == ElementType::F32)
+      return v.str();
+    return let("arith.extf " + v + " : vector<8x" + getName(type) +
+               "> to vector<8xf32>");
+  }
+  /// Loads without widening (the widening comes after all loads issued).
+  std::string loadRaw(StringRef memref, StringRef at) {
+    std::string t = getName(type).str();
+    return let("vector.load " + memref + "[" + at +
+               "] {alignment = 16} : memref<?x" + t + ">, vector<8x" + t +
+               ">");
+  }
+  void storeRow(StringRef value, StringRef memref, StringRef at) {
+    std::string t = getName(type).str(), v = value.str();
+    if (type != ElementType::F32)
+      v = let("arith.truncf " + v + " : vector<8xf32> to vector<8x" + t + ">");
+    line("vector.store " + v + ", " + memref + "[" + at +
+         "] {alignment = 16} : memref<?x" + t + ">, vector<8x" + t + ">");
+  }
+  /// `x` summed over the `lanes` lanes of an aligned group of a warp.
+  std::string sumOverLanes(StringRef x, int64_t lanes) {
+    std::string s = x.str();
+    for (int64_t offset = 1; offset < lanes; offset *= 2) {
+      std::string shuffled =
+          let2("gpu.shuffle xor " + s + ", " + i32(offset) + ", " + i32(kWarp) +
+              " : f32");
+      s = fbin("addf", shuffled + "#0", s);
+    }
+    return s;
+  }
+  /// A whole-warp xor shuffle of `x` (f32 or vector<8xf32>).
+  std::string shuffle(StringRef x, int64_t offset, bool isVector) {
+    if (!isVector)
+      return let2("gpu.shuffle xor " + x + ", " + i32(offset) + ", " +
+                  i32(kWarp) + " : f32") +
+             "#0";
+    std::string elements;
+    for (int64_t e = 0; e < kVectorWidth; ++e) {
+      std::string el = let("vector.extract " + x + "[" + Twine(e) +
+                           "] : f32 from vector<8xf32>");
+      std::string sh = let2("gpu.shuffle xor " + el + ", " + i32(offset) +
+                           ", " + i32(kWarp) + " : f32");
+      elements += (e ? ", " : "") + sh + "#0";
+    }
+    return let("vector.from_elements " + elements + " : vector<8xf32>");
+  }
+
+  /// The kernel: constants first (they dominate every nested region), then
+  /// `text`, by default what was written since the last takeBody().
+  std::string finish(StringRef header, std::optional<std::string> text = {}) {
+    return header.str() + constants + (text ? *text : body) +
+           "    gpu.return\n  }\n";
+  }
+  std::string takeBody() {
+    std::string b = body;
+    body.clear();
+    return b;
+  }
+
+  ElementType type;
+
+private:
+  std::string bin(StringRef op, StringRef a, StringRef b, StringRef t) {
+    return let("arith." + op + " " + a + ", " + b + " : " + t);
+  }
+  std::string constant(const Twine &value) {
+    std::string key = value.str();
+    auto it = interned.find(key);
+    if (it != interned.end())
+      return it->second;
+    std::string name = "%c" + std::to_string(interned.size());
+    constants += "    " + name + " = arith.constant " + key + "\n";
+    interned[key] = name;
+    return name;
+  }
+
+  std::string body, constants;
+  llvm::raw_string_ostream os{body};
+  std::map<std::string, std::string> interned;
+  unsigned next = 0;
+};
+
+std::string memrefOf(ElementType type) {
+  return ("memref<?x" + getName(type) + ">").str();
+}
+
+std::string appendKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  std::string m = memrefOf(key.elementType);
+  int64_t lanes = key.headDim / kVectorWidth;
+  std::string header =
+      "  gpu.func @" + getAppendName(key) + "(%key: " + m + ", %value: " + m +
+      ", %positions: memref<?xi32>, %lengths: memref<?xi32>, %keys: " + m +
+      ", %values: " + m +
+      ", %status: memref<?xi32>, %heads: index, %rows: index, %capacity: "
+      "index) kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string bx = w.let("gpu.block_id x"), b = w.let("gpu.block_id y"),
+              tx = w.let("gpu.thread_id x");
+  std::string gid = w.add(w.mul(bx, w.index(kBlockSize)), tx);
+  std::string rowLanes = w.mul(w.index(lanes), "%rows");
+  std::string perSequence = w.mul("%heads", rowLanes);
+  std::string inRange = w.cmp("ult", gid, perSequence);
+  w.line("scf.if " + inRange + " {");
+  std::string h = w.div(gid, rowLanes), r = w.rem(gid, rowLanes);
+  std::string t = w.div(r, w.index(lanes)), part = w.rem(r, w.index(lanes));
+  std::string pos = w.loadIndex("%positions", b), len = w.loadIndex("%lengths", b);
+  std::string ok = w.let("arith.andi " + w.cmp("sge", pos, w.index(0)) + ", " +
+                         w.cmp("sle", pos, len) + " : i1");
+  ok = w.let("arith.andi " + ok + ", " +
+             w.cmp("sle", w.add(pos, "%rows"), "%capacity") + " : i1");
+  w.line("scf.if " + ok + " {");
+  std::string bh = w.add(w.mul(b, "%heads"), h);
+  std::string offset = w.mul(part, w.index(kVectorWidth));
+  std::string src = w.add(
+      w.mul(w.add(w.mul(bh, "%rows"), t), w.index(key.headDim)), offset);
+  std::string dst = w.add(
+      w.mul(w.add(w.mul(bh, "%capacity"), w.add(pos, t)), w.index(key.headDim)),
+      offset);
+  std::string k = w.loadRaw("%key", src), v = w.loadRaw("%value", src);
+  std::string t8 = ("vector<8x" + getName(key.elementType) + ">").str();
+  w.line("vector.store " + k + ", %keys[" + dst + "] {alignment = 16} : " + m +
+         ", " + t8);
+  w.line("vector.store " + v + ", %values[" + dst + "] {alignment = 16} : " +
+         m + ", " + t8);
+  w.line("} else {");
+  w.line("memref.store " + w.i32(1) + ", %status[" + w.index(0) +
+         "] : memref<?xi32>");
+  w.line("}");
+  w.line("}");
+  return w.finish(header);
+}
+
+std::string setLengthsKernel() {
+  Writer w(ElementType::F32);
+  std::string header =
+      "  gpu.func @" + getSetLengthsName() +
+      "(%source: memref<?xi32>, %lengths: memref<?xi32>, %status: "
+      "memref<?xi32>, %add: index, %batch: index) kernel attributes "
+      "{known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string gid = w.add(w.mul(w.let("gpu.block_id x"), w.index(kBlockSize)),
+                          w.let("gpu.thread_id x"));
+  w.line("scf.if " + w.cmp("ult", gid, "%batch") + " {");
+  std::string source = w.loadIndex("%source", gid);
+  std::string length = w.loadIndex("%lengths", gid);
+  std::string truncate = w.cmp("eq", "%add", w.index(0));
+  std::string ok = w.let("arith.andi " + w.cmp("sge", source, w.index(0)) +
+                         ", " + w.cmp("sle", source, length) + " : i1");
+  std::string bad = w.let("arith.andi " + truncate + ", " +
+                          w.let("arith.xori " + ok + ", " +
+                                w.let("arith.constant true") + " : i1") +
+                          " : i1");
+  w.line("scf.if " + bad + " {");
+  w.line("memref.store " + w.i32(2) + ", %status[" + w.index(0) +
+         "] : memref<?xi32>");
+  w.line("} else {");
+  std::string updated = w.let("arith.index_cast " + w.add(source, "%add") +
+                              " : index to i32");
+  w.line("memref.store " + updated + ", %lengths[" + gid + "] : memref<?xi32>");
+  w.line("}");
+  w.line("}");
+  return w.finish(header);
+}
+
+/// Online-softmax state of one query row in one thread.
+struct RowState {
+  std::string max, sum, acc;
+};
+
+/// Merges `other` into `state` (both in the log2 domain).
+RowState merge(Writer &w, const RowState &state, const RowState &other) {
+  std::string m = w.fbin("maximumf", state.max, other.max);
+  std::string a = w.exp2(w.fbin("subf", state.max, m));
+  std::string b = w.exp2(w.fbin("subf", other.max, m));
+  std::string sum = w.fbin("addf", w.fbin("mulf", state.sum, a),
+                           w.fbin("mulf", other.sum, b));
+  std::string acc = w.fbin("addf",
+                           w.fbin("mulf", state.acc, w.splat(a), "vector<8xf32>"),
+                           w.fbin("mulf", other.acc, w.splat(b), "vector<8xf32>"),
+                           "vector<8xf32>");
+  return {m, sum, acc};
+}
+
+std::string decodeSplitKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  std::string m = memrefOf(key.elementType);
+  const int64_t d = key.headDim, g = key.group, q = getQueriesPerBlock(g);
+  const int64_t lanes = d / kVectorWidth, slots = kWarp / lanes;
+  const std::string vf = "vector<8xf32>";
+  std::string header =
+      "  gpu.func @" + getDecodeSplitName(key) + "(%q: " + m + ", %k: " + m +
+      ", %v: " + m +
+      ", %lengths: memref<?xi32>, %positions: memref<?xi32>, %po: "
+      "memref<?xf32>, %pml: memref<?xf32>, %rows: index, %capacity: index, "
+      "%split_len: index, %num_splits: index, %scale: f32) workgroup(%sml: "
+      "memref<" +
+      std::to_string(kWarps * q * 2) +
+      "xf32, #gpu.address_space<workgroup>>, %sacc: memref<" +
+      std::to_string(kWarps * q * d) +
+      "xf32, #gpu.address_space<workgroup>>) kernel attributes "
+      "{known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
+              b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),
+              tid = w.let("gpu.thread_id x");
+  std::string chunks = w.div(w.mul(w.index(g), "%rows"), w.index(q));
+  std::string hk = w.div(yid, chunks), chunk = w.rem(yid, chunks);
+  std::string kvHeads = w.div(ny, chunks);
+  std::string qHeads = w.mul(kvHeads, w.index(g));
+  std::string q0 = w.mul(chunk, w.index(q));
+  std::string t = w.div(q0, w.index(g)), g0 = w.rem(q0, w.index(g));
+  std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
+  std::string slot = w.div(lane, w.index(lanes)),
+              part = w.rem(lane, w.index(lanes));
+  std::string offset = w.mul(part, w.index(kVectorWidth));
+  std::string pos = w.loadIndex("%positions", b), len = w.loadIndex("%lengths", b);
+  std::string bound = w.min(w.add(w.add(pos, t), w.index(1)), len);
+  std::string start = w.mul(split, "%split_len");
+  std::string end = w.min(w.add(start, "%split_len"), bound);
+  // Scores in the log2 domain: exp2(s * log2(e)) = exp(s).
+  std::string scale = w.splat(w.fbin("mulf", "%scale", w.f32("1.44269504")));
+  std::string headBase = w.add(w.mul(hk, w.index(g)), g0);
+  std::vector<std::string> queries;
+  for (int64_t i = 0; i < q; ++i) {
+    std::string hq = w.add(headBase, w.index(i));
+    std::string row = w.add(w.mul(w.add(w.mul(b, qHeads), hq), "%rows"), t);
+    std::string at = w.add(w.mul(row, w.index(d)), offset);
+    queries.push_back(w.fbin("mulf", w.loadRow("%q", at), scale, vf));
+  }
+  std::string kvBase = w.add(
+      w.mul(w.mul(w.add(w.mul(b, kvHeads), hk), "%capacity"), w.index(d)),
+      offset);
+  std::string first = w.add(start, w.mul(warp, w.index(slots)));
+  std::string stride = w.index(kWarps * slots);
+  std::string step = w.index(kWarps * slots * kUnroll);
+  std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
+  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
+
+  // The loop over this split's keys: kUnroll rows per thread per step.
+  std::string iterArgs, iterTypes;
+  std::vector<RowState> states;
+  for (int64_t i = 0; i < q; ++i) {
+    std::string n = std::to_string(i);
+    iterArgs += (i ? ", " : "") + ("%m" + n + " = " + minusInf + ", %l" + n +
+                                   " = " + zero + ", %a" + n + " = " + zeros);
+    iterTypes += (i ? ", " : "") + ("f32, f32, " + vf);
+    states.push_back({"%m" + n, "%l" + n, "%a" + n});
+  }
+  // Emitted by hand: the loop's results are named `%loop#N`.
+  std::string before = w.takeBody();
+  std::string loopHeader = "    %loop:" + std::to_string(q * 3) +
+                           " = scf.for %j0 = " + first + " to " + end +
+                           " step " + step + " iter_args(" + iterArgs +
+                           ") -> (" + iterTypes + ") {\n";
+  std::vector<std::string> valid, keys, values;
+  for (int64_t u = 0; u < kUnroll; ++u) {
+    std::string j = w.add(w.add("%j0", w.mul(w.index(u), stride)), slot);
+    valid.push_back(w.cmp("slt", j, end));
+    std::string row = w.select(valid.back(), j, start, "index");
+    std::string at = w.add(kvBase, w.mul(row, w.index(d)));
+    keys.push_back(w.loadRaw("%k", at));
+    values.push_back(w.loadRaw("%v", at));
+  }
+  for (int64_t u = 0; u < kUnroll; ++u) {
+    std::string kf = w.widen(keys[u]), vfv = w.widen(values[u]);
+    for (RowState &s : states) {
+      size_t i = &s - states.data();
+      std::string dot = w.let("vector.reduction <add>, " +
+                              w.fbin("mulf", queries[i], kf, vf) +
+                              " : vector<8xf32> into f32");
+      std::string score = w.sumOverLanes(dot, lanes);
+      std::string mNew = w.select(valid[u], w.fbin("maximumf", s.max, score),
+                                  s.max, "f32");
+      std::string alpha = w.exp2(w.fbin("subf", s.max, mNew));
+      std::string p = w.select(valid[u], w.exp2(w.fbin("subf", score, mNew)),
+                               zero, "f32");
+      std::string sum = w.fbin("addf", w.fbin("mulf", s.sum, alpha), p);
+      std::string acc = w.let("math.fma " + vfv + ", " + w.splat(p) + ", " +
+                              w.fbin("mulf", s.acc, w.splat(alpha), vf) +
+                              " : " + vf);
+      s = {mNew, sum, acc};
+    }
+  }
+  std::string yields, yieldTypes;
+  for (size_t i = 0; i < states.size(); ++i) {
+    yields += (i ? ", " : "") + states[i].max + ", " + states[i].sum + ", " +
+              states[i].acc;
+    yieldTypes += (i ? ", " : "") + ("f32, f32, " + vf);
+  }
+  w.line("scf.yield " + yields + " : " + yieldTypes);
+  std::string loopBody = w.takeBody();
+  // After the loop: merge the slots of each warp, then the warps.
+  for (int64_t i = 0; i < q; ++i) {
+    RowState s = {"%loop#" + std::to_string(3 * i),
+                  "%loop#" + std::to_string(3 * i + 1),
+                  "%loop#" + std::to_string(3 * i + 2)};
+    for (int64_t off = lanes; off < kWarp; off *= 2)
+      s = merge(w, s,
+                {w.shuffle(s.max, off, false), w.shuffle(s.sum, off, false),
+                 w.shuffle(s.acc, off, true)});
+    states[i] = s;
+  }
+  std::string firstSlot = w.cmp("ult", lane, w.index(lanes));
+  std::string smem = "memref<" + std::to_string(kWarps * q * 2) +
+                     "xf32, #gpu.address_space<workgroup>>";
+  std::string sacc = "memref<" + std::to_string(kWarps * q * d) +
+                     "xf32, #gpu.address_space<workgroup>>";
+  w.line("scf.if " + firstSlot + " {");
+  for (int64_t i = 0; i < q; ++i) {
+    std::string entry = w.add(w.mul(warp, w.index(q)), w.index(i));
+    w.line("vector.store " + states[i].acc + ", %sacc[" +
+           w.add(w.mul(entry, w.index(d)), offset) + "] : " + sacc + ", " + vf);
+    std::string at = w.mul(entry, w.index(2));
+    w.line("memref.store " + states[i].max + ", %sml[" + at + "] : " + smem);
+    w.line("memref.store " + states[i].sum + ", %sml[" +
+           w.add(at, w.index(1)) + "] : " + smem);
+  }
+  w.line("}");
+  w.line("gpu.barrier");
+  std::string writer = w.let("arith.andi " + firstSlot + ", " +
+                             w.cmp("eq", warp, w.index(0)) + " : i1");
+  w.line("scf.if " + writer + " {");
+  for (int64_t i = 0; i < q; ++i) {
+    RowState s;
+    for (int64_t wp = 0; wp < kWarps; ++wp) {
+      std::string entry = w.index(wp * q + i);
+      std::string at = w.mul(entry, w.index(2));
+      RowState o = {
+          w.let("memref.load %sml[" + at + "] : " + smem),
+          w.let("memref.load %sml[" + w.add(at, w.index(1)) + "] : " + smem),
+          w.let("vector.load %sacc[" + w.add(w.mul(entry, w.index(d)), offset) +
+                "] : " + sacc + ", " + vf)};
+      s = wp ? merge(w, s, o) : o;
+    }
+    std::string hq = w.add(headBase, w.index(i));
+    std::string row = w.add(w.mul(w.add(w.mul(b, qHeads), hq), "%rows"), t);
+    std::string entry = w.add(w.mul(row, "%num_splits"), split);
+    w.line("vector.store " + s.acc + ", %po[" +
+           w.add(w.mul(entry, w.index(d)), offset) + "] : memref<?xf32>, " + vf);
+    std::string at = w.mul(entry, w.index(2));
+    w.line("memref.store " + s.max + ", %pml[" + at + "] : memref<?xf32>");
+    w.line("memref.store " + s.sum + ", %pml[" + w.add(at, w.index(1)) +
+           "] : memref<?xf32>");
+  }
+  w.line("}");
+  std::string after = w.takeBody();
+  return w.finish(header, before + loopHeader + loopBody + "    }\n" + after);
+}
+
+std::string decodeCombineKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  std::string m = memrefOf(key.elementType);
+  const int64_t lanes = key.headDim / kVectorWidth;
+  const std::string vf = "vector<8xf32>";
+  std::string header =
+      "  gpu.func @" + getDecodeCombineName(key) +
+      "(%po: memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
+      ", %total: index, %num_splits: index) kernel attributes "
+      "{known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string gid = w.add(w.mul(w.let("gpu.block_id x"), w.index(kBlockSize)),
+                          w.let("gpu.thread_id x"));
+  std::string row = w.div(gid, w.index(lanes)), part = w.rem(gid, w.index(lanes));
+  std::string offset = w.mul(part, w.index(kVectorWidth));
+  std::string zero = w.f32("0.0"), minusInf = w.f32("-1.0e+30");
+  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
+  w.line("scf.if " + w.cmp("ult", row, "%total") + " {");
+  std::string base = w.mul(row, "%num_splits");
+  std::string before = w.takeBody();
+  // Pass 1: the largest running max over the splits.
+  std::string mx = "%mx", s1 = "%s1";
+  std::string m1 = w.let("memref.load %pml[" +
+                         w.mul(w.add(base, s1), w.index(2)) +
+                         "] : memref<?xf32>");
+  w.line("scf.yield " + w.fbin("maximumf", mx, m1) + " : f32");
+  std::string pass1 = "    %max = scf.for %s1 = " + w.index(0) +
+                      " to %num_splits step " + w.index(1) + " iter_args(%mx = " +
+                      minusInf + ") -> (f32) {\n" + w.takeBody() + "    }\n";
+  // Pass 2: rescale and sum.
+  std::string entry = w.add(base, "%s2");
+  std::string at = w.mul(entry, w.index(2));
+  std::string ms = w.let("memref.load %pml[" + at + "] : memref<?xf32>");
+  std::string ls = w.let("memref.load %pml[" + w.add(at, w.index(1)) +
+                         "] : memref<?xf32>");
+  std::string acc = w.let("vector.load %po[" +
+                          w.add(w.mul(entry, w.index(key.headDim)), offset) +
+                          "] : memref<?xf32>, " + vf);
+  std::string weight = w.exp2(w.fbin("subf", ms, "%max"));
+  std::string sum = w.fbin("addf", "%ls", w.fbin("mulf", ls, weight));
+  std::string accNew = w.let("math.fma " + acc + ", " + w.splat(weight) +
+                             ", %as : " + vf);
+  w.line("scf.yield " + sum + ", " + accNew + " : f32, " + vf);
+  std::string pass2 = "    %tot:2 = scf.for %s2 = " + w.index(0) +
+                      " to %num_splits step " + w.index(1) + " iter_args(%ls = " +
+                      zero + ", %as = " + zeros + ") -> (f32, " + vf + ") {\n" +
+                      w.takeBody() + "    }\n";
+  // A row that attended to nothing comes out zero.
+  std::string positive = w.let("arith.cmpf ogt, %tot#0, " + zero + " : f32");
+  std::string inverse = w.select(
+      positive, w.fbin("divf", w.f32("1.0"), "%tot#0"), zero, "f32");
+  w.storeRow(w.fbin("mulf", "%tot#1", w.splat(inverse), vf), "%out",
+             w.add(w.mul(row, w.index(key.headDim)), offset));
+  w.line("}");
+  return w.finish(header, before + pass1 + pass2 + w.takeBody());
+}
+
+} // namespace
+
+LogicalResult mlir::kvc::gpu::addKernels(ModuleOp module,
+                                         ArrayRef<KernelKey> keys) {
+  MLIRContext *context = module.getContext();
+  context->loadDialect<::mlir::gpu::GPUDialect>();
+  OpBuilder builder(context);
+  auto kernels = dyn_cast_or_null<::mlir::gpu::GPUModuleOp>(
+      SymbolTable::lookupSymbolIn(module, "kvc_kernels"));
+  if (!kernels) {
+    builder.setInsertionPointToEnd(module.getBody());
+    kernels = ::mlir::gpu::GPUModuleOp::create(builder, module.getLoc(),
+                                               "kvc_kernels");
+    module->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                    builder.getUnitAttr());
+  }
+  SymbolTable symbols(kernels);
+  std::string text;
+  auto want = [&](const std::string &name, auto &&generate) {
+    if (!symbols.lookup(name) && text.find("@" + name + "(") == std::string::npos)
+      text += generate();
+  };
+  want(getSetLengthsName(), [] { return setLengthsKernel(); });
+  for (const KernelKey &key : keys) {
+    if (key.headDim % kVectorWidth || key.headDim > kWarp * kVectorWidth ||
+        key.group < 1 || (key.group > 8 && key.group % 8))
+      return module.emitError()
+             << "kvc GPU kernels need a head dim that is a multiple of 8 up to "
+             << kWarp * kVectorWidth
+             << " and a query group of at most 8 or a multiple of 8; found "
+                "head dim "
+             << key.headDim << ", group " << key.group;
+    want(getAppendName(key), [&] { return appendKernel(key); });
+    want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
+    want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
+  }
+  if (text.empty())
+    return success();
+  std::string source = "gpu.module @kvc_kernels_new {\n" + text + "}\n";
+  ParserConfig config(context);
+  OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(source, config);
+  if (!parsed)
+    return module.emitError("kvc: a generated GPU kernel does not parse");
+  auto fresh = *parsed->getOps<::mlir::gpu::GPUModuleOp>().begin();
+  for (Operation &op : llvm::make_early_inc_range(fresh.getBody()->getOperations()))
+    op.moveBefore(kernels.getBody(), kernels.getBody()->end());
+  return success();
+}

@@ -1,0 +1,65 @@
+//===- Plan.h - launch shapes of kvc's GPU kernels --------------*- C++ -*-===//
+//
+// Pure arithmetic, no CUDA: how the runtime sizes each kernel launch. Kept
+// apart so it is tested without a GPU.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_RT_PLAN_H
+#define KVC_RT_PLAN_H
+
+#include <cstdint>
+#include <string>
+
+namespace kvc::rt {
+
+enum class DType { F16, BF16, F32 };
+const char *name(DType type);
+int64_t sizeOf(DType type);
+
+/// Threads per block of every kvc kernel (the kernels assume it).
+constexpr int64_t kBlockSize = 128;
+/// Elements one thread moves per access.
+constexpr int64_t kVectorWidth = 8;
+
+/// Query rows one decode block handles: all heads of a group, up to 8.
+int64_t queriesPerBlock(int64_t group);
+
+struct Grid {
+  int64_t x = 1, y = 1, z = 1;
+};
+
+/// A split-KV decode: each of `splits` blocks per query chunk attends over
+/// `splitLen` cache rows; a combine step merges the splits.
+struct DecodePlan {
+  int64_t splits = 1, splitLen = 1;
+  Grid split, combine;
+  /// f32 elements of the partial outputs and of the running max/sum pairs.
+  int64_t partialOut = 0, partialMaxSum = 0;
+};
+
+/// Plans a decode of `rows` new query rows per sequence for `batch`
+/// sequences of `kvHeads` key/value heads, `group` query heads each, over at
+/// most `maxKeys` cache rows, on a GPU of `multiprocessors` SMs. Splits
+/// enough to give every SM several blocks when batch and heads alone do not,
+/// never to fewer than `kMinSplitRows` rows a split.
+DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
+                      int64_t rows, int64_t headDim, int64_t maxKeys,
+                      int64_t multiprocessors);
+constexpr int64_t kMinSplitRows = 64;
+constexpr int64_t kBlocksPerMultiprocessor = 4;
+
+/// The grid of an append of `rows` rows per sequence.
+Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows, int64_t headDim);
+
+/// Empty when the shapes are ones the kernels handle, else why not.
+std::string checkShapes(int64_t headDim, int64_t group);
+
+/// Kernel names, as the kvc compiler writes them.
+std::string appendKernel(int64_t headDim, DType type);
+std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
+std::string decodeCombineKernel(int64_t headDim, DType type);
+constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
+
+} // namespace kvc::rt
+
+#endif // KVC_RT_PLAN_H

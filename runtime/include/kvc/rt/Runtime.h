@@ -1,0 +1,117 @@
+//===- Runtime.h - kvc's GPU runtime over the CUDA driver API ---*- C++ -*-===//
+//
+// Loads the kernels kvc compiled (a cubin), owns device caches and launches
+// cache appends and decode attention on one stream. Every CUDA call is
+// checked; a failure is reported with the call and the kernel it served, and
+// the kernels' own checks (a bad position, a truncation past the length)
+// come back through a status word read at synchronize(). No MLIR here.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_RT_RUNTIME_H
+#define KVC_RT_RUNTIME_H
+
+#include "kvc/rt/Plan.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace kvc::rt {
+
+/// Device memory addresses as the driver API spells them.
+using DevicePtr = uint64_t;
+
+/// Where a sequence's keys, values and length live: `[batch, kvHeads,
+/// capacity, headDim]` twice and `[batch]` i32.
+struct CacheLayout {
+  int64_t batch = 0, kvHeads = 0, capacity = 0, headDim = 0;
+  DType type = DType::BF16;
+};
+
+class Device;
+
+/// A key/value cache. Either owned (allocated by Device::createCache, zero
+/// lengths) or wrapping memory someone else allocated.
+class Cache {
+public:
+  ~Cache();
+  Cache(const Cache &) = delete;
+  Cache &operator=(const Cache &) = delete;
+
+  const CacheLayout &layout() const { return layout_; }
+  DevicePtr keys() const { return keys_; }
+  DevicePtr values() const { return values_; }
+  DevicePtr lengths() const { return lengths_; }
+
+private:
+  friend class Device;
+  Cache(Device *device, CacheLayout layout, DevicePtr keys, DevicePtr values,
+        DevicePtr lengths, bool owned)
+      : device_(device), layout_(layout), keys_(keys), values_(values),
+        lengths_(lengths), owned_(owned) {}
+  Device *device_;
+  CacheLayout layout_;
+  DevicePtr keys_, values_, lengths_;
+  bool owned_;
+};
+
+class Device {
+public:
+  /// Opens GPU `ordinal` (its primary context, shared with other CUDA users
+  /// of the process) and loads `cubin`. Null on failure, with `error` set.
+  static std::unique_ptr<Device> open(int ordinal, const void *cubin,
+                                      size_t size, std::string &error);
+  ~Device();
+  Device(const Device &) = delete;
+  Device &operator=(const Device &) = delete;
+
+  /// The last error, empty if none.
+  const std::string &error() const { return error_; }
+  int multiprocessors() const { return multiprocessors_; }
+  /// Launches go to `stream` (a CUstream; 0 is the legacy default stream).
+  void setStream(void *stream) { stream_ = stream; }
+
+  std::unique_ptr<Cache> createCache(const CacheLayout &layout);
+  std::unique_ptr<Cache> wrapCache(const CacheLayout &layout, DevicePtr keys,
+                                   DevicePtr values, DevicePtr lengths);
+
+  /// Writes `rows` new rows per sequence (`key`, `value`: [batch, kvHeads,
+  /// rows, headDim]) at `positions` ([batch] i32) and sets each length to
+  /// position + rows.
+  bool append(Cache &cache, DevicePtr key, DevicePtr value,
+              DevicePtr positions, int64_t rows);
+  /// Sets each length to `lengths[b]`, which must not exceed it.
+  bool truncate(Cache &cache, DevicePtr lengths);
+  /// `out` [batch, qHeads, rows, headDim] = attention of `query` (same
+  /// shape) at `positions` over the cache: row t of sequence b sees cache
+  /// rows j < min(positions[b] + t + 1, length[b]). `maxKeys` bounds that
+  /// over the batch (the capacity will do); it sizes the split.
+  bool decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
+                       int64_t rows, DevicePtr positions, DevicePtr out,
+                       int64_t maxKeys, float scale);
+  /// Waits for the stream and reports the kernels' own checks.
+  bool synchronize();
+
+private:
+  Device() = default;
+  bool fail(const std::string &message);
+  bool check(int result, const char *call, const std::string &kernel);
+  bool function(const std::string &name, void **result);
+  bool launch(const std::string &kernel, Grid grid, void **args);
+  bool ensureWorkspace(int64_t bytes);
+  bool checkCache(const Cache &cache);
+
+  void *context_ = nullptr, *module_ = nullptr, *stream_ = nullptr;
+  int device_ = 0, multiprocessors_ = 0;
+  DevicePtr status_ = 0, workspace_ = 0;
+  int64_t workspaceBytes_ = 0;
+  std::map<std::string, void *> functions_;
+  std::string error_;
+  friend class Cache;
+  void release(DevicePtr ptr);
+};
+
+} // namespace kvc::rt
+
+#endif // KVC_RT_RUNTIME_H

@@ -1,0 +1,74 @@
+/*===- kvc_rt.h - C API of kvc's GPU runtime ---------------------*- C -*-===*\
+|*                                                                            *|
+|* For kvc-run and language bindings (Python through ctypes). Every function  *|
+|* returns 0 on success and nonzero on failure; kvc_rt_error() then says why. *|
+|* Device pointers are CUdeviceptr values (a torch tensor's data_ptr()).      *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+#ifndef KVC_RT_C_H
+#define KVC_RT_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kvc_rt_device kvc_rt_device;
+typedef struct kvc_rt_cache kvc_rt_cache;
+
+/* Element types of caches and attention inputs. */
+enum { KVC_RT_F16 = 0, KVC_RT_BF16 = 1, KVC_RT_F32 = 2 };
+
+/* Why the last call on `device` failed; with a null device, why the last
+ * kvc_rt_open on this thread failed. */
+const char *kvc_rt_error(const kvc_rt_device *device);
+
+/* Opens GPU `ordinal` (its primary context) and loads a kvc kernel cubin. */
+int kvc_rt_open(int ordinal, const void *cubin, size_t size,
+                kvc_rt_device **device);
+/* Reads the cubin from a file. */
+int kvc_rt_open_file(int ordinal, const char *path, kvc_rt_device **device);
+void kvc_rt_close(kvc_rt_device *device);
+/* Launches go to this CUstream from now on (0: the default stream). */
+void kvc_rt_set_stream(kvc_rt_device *device, void *stream);
+int kvc_rt_multiprocessors(const kvc_rt_device *device);
+
+/* A cache of [batch, kv_heads, capacity, head_dim] keys and values and
+ * [batch] i32 lengths (all zero), allocated on the device. */
+int kvc_rt_cache_create(kvc_rt_device *device, int64_t batch, int64_t kv_heads,
+                        int64_t capacity, int64_t head_dim, int type,
+                        kvc_rt_cache **cache);
+/* The same over memory the caller owns. */
+int kvc_rt_cache_wrap(kvc_rt_device *device, int64_t batch, int64_t kv_heads,
+                      int64_t capacity, int64_t head_dim, int type,
+                      uint64_t keys, uint64_t values, uint64_t lengths,
+                      kvc_rt_cache **cache);
+void kvc_rt_cache_destroy(kvc_rt_cache *cache);
+uint64_t kvc_rt_cache_keys(const kvc_rt_cache *cache);
+uint64_t kvc_rt_cache_values(const kvc_rt_cache *cache);
+uint64_t kvc_rt_cache_lengths(const kvc_rt_cache *cache);
+
+/* kvc.cache.append: key, value [batch, kv_heads, rows, head_dim]; positions
+ * [batch] i32. */
+int kvc_rt_append(kvc_rt_device *device, kvc_rt_cache *cache, uint64_t key,
+                  uint64_t value, uint64_t positions, int64_t rows);
+/* kvc.cache.truncate: lengths [batch] i32. */
+int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
+                    uint64_t lengths);
+/* kvc.decode_attention: query and out [batch, q_heads, rows, head_dim];
+ * max_keys bounds min(position + rows, length) over the batch (the capacity
+ * is always safe). */
+int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
+                            uint64_t query, int64_t q_heads, int64_t rows,
+                            uint64_t positions, uint64_t out, int64_t max_keys,
+                            float scale);
+/* Waits for the stream; reports device-side check failures. */
+int kvc_rt_synchronize(kvc_rt_device *device);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVC_RT_C_H */

@@ -1,0 +1,147 @@
+//===- CApi.cpp - C API of kvc's GPU runtime -------------------------------===//
+#include "kvc/rt/kvc_rt.h"
+#include "kvc/rt/Runtime.h"
+
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+using namespace kvc::rt;
+
+struct kvc_rt_device {
+  std::unique_ptr<Device> device;
+  std::string error;
+};
+
+struct kvc_rt_cache {
+  std::unique_ptr<Cache> cache;
+};
+
+static thread_local std::string openError;
+
+static int result(kvc_rt_device *d, bool ok) {
+  if (!ok)
+    d->error = d->device->error();
+  return ok ? 0 : 1;
+}
+
+static bool toType(int type, DType *out) {
+  switch (type) {
+  case KVC_RT_F16:
+    *out = DType::F16;
+    return true;
+  case KVC_RT_BF16:
+    *out = DType::BF16;
+    return true;
+  case KVC_RT_F32:
+    *out = DType::F32;
+    return true;
+  }
+  return false;
+}
+
+extern "C" {
+
+const char *kvc_rt_error(const kvc_rt_device *device) {
+  return device ? device->error.c_str() : openError.c_str();
+}
+
+int kvc_rt_open(int ordinal, const void *cubin, size_t size,
+                kvc_rt_device **device) {
+  std::string error;
+  std::unique_ptr<Device> opened = Device::open(ordinal, cubin, size, error);
+  if (!opened) {
+    openError = error;
+    return 1;
+  }
+  *device = new kvc_rt_device{std::move(opened), ""};
+  return 0;
+}
+
+int kvc_rt_open_file(int ordinal, const char *path, kvc_rt_device **device) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    openError = std::string("cannot read the kernel library ") + path;
+    return 1;
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
+                          std::istreambuf_iterator<char>());
+  return kvc_rt_open(ordinal, bytes.data(), bytes.size(), device);
+}
+
+void kvc_rt_close(kvc_rt_device *device) { delete device; }
+
+void kvc_rt_set_stream(kvc_rt_device *device, void *stream) {
+  device->device->setStream(stream);
+}
+
+int kvc_rt_multiprocessors(const kvc_rt_device *device) {
+  return device->device->multiprocessors();
+}
+
+static int makeCache(kvc_rt_device *device, CacheLayout layout, int type,
+                     bool wrap, uint64_t keys, uint64_t values,
+                     uint64_t lengths, kvc_rt_cache **cache) {
+  if (!toType(type, &layout.type)) {
+    device->error = "unknown element type " + std::to_string(type) +
+                    " (KVC_RT_F16, KVC_RT_BF16, KVC_RT_F32)";
+    return 1;
+  }
+  std::unique_ptr<Cache> made =
+      wrap ? device->device->wrapCache(layout, keys, values, lengths)
+           : device->device->createCache(layout);
+  if (!made)
+    return result(device, false);
+  *cache = new kvc_rt_cache{std::move(made)};
+  return 0;
+}
+
+int kvc_rt_cache_create(kvc_rt_device *device, int64_t batch, int64_t kv_heads,
+                        int64_t capacity, int64_t head_dim, int type,
+                        kvc_rt_cache **cache) {
+  return makeCache(device, {batch, kv_heads, capacity, head_dim, DType::BF16},
+                   type, false, 0, 0, 0, cache);
+}
+
+int kvc_rt_cache_wrap(kvc_rt_device *device, int64_t batch, int64_t kv_heads,
+                      int64_t capacity, int64_t head_dim, int type,
+                      uint64_t keys, uint64_t values, uint64_t lengths,
+                      kvc_rt_cache **cache) {
+  return makeCache(device, {batch, kv_heads, capacity, head_dim, DType::BF16},
+                   type, true, keys, values, lengths, cache);
+}
+
+void kvc_rt_cache_destroy(kvc_rt_cache *cache) { delete cache; }
+uint64_t kvc_rt_cache_keys(const kvc_rt_cache *c) { return c->cache->keys(); }
+uint64_t kvc_rt_cache_values(const kvc_rt_cache *c) {
+  return c->cache->values();
+}
+uint64_t kvc_rt_cache_lengths(const kvc_rt_cache *c) {
+  return c->cache->lengths();
+}
+
+int kvc_rt_append(kvc_rt_device *device, kvc_rt_cache *cache, uint64_t key,
+                  uint64_t value, uint64_t positions, int64_t rows) {
+  return result(device, device->device->append(*cache->cache, key, value,
+                                               positions, rows));
+}
+
+int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
+                    uint64_t lengths) {
+  return result(device, device->device->truncate(*cache->cache, lengths));
+}
+
+int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
+                            uint64_t query, int64_t q_heads, int64_t rows,
+                            uint64_t positions, uint64_t out, int64_t max_keys,
+                            float scale) {
+  return result(device, device->device->decodeAttention(
+                            *cache->cache, query, q_heads, rows, positions,
+                            out, max_keys, scale));
+}
+
+int kvc_rt_synchronize(kvc_rt_device *device) {
+  return result(device, device->device->synchronize());
+}
+
+} // extern "C"

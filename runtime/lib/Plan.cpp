@@ -1,0 +1,76 @@
+//===- Plan.cpp - launch shapes of kvc's GPU kernels -----------------------===//
+#include "kvc/rt/Plan.h"
+
+#include <algorithm>
+
+namespace kvc::rt {
+
+const char *name(DType type) {
+  switch (type) {
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::F32:
+    return "f32";
+  }
+  return "?";
+}
+
+int64_t sizeOf(DType type) { return type == DType::F32 ? 4 : 2; }
+
+int64_t queriesPerBlock(int64_t group) { return std::min<int64_t>(group, 8); }
+
+static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
+                      int64_t rows, int64_t headDim, int64_t maxKeys,
+                      int64_t multiprocessors) {
+  DecodePlan plan;
+  int64_t chunks = group * rows / queriesPerBlock(group);
+  int64_t blocks = batch * kvHeads * chunks;
+  int64_t wanted = ceilDiv(kBlocksPerMultiprocessor * multiprocessors, blocks);
+  int64_t most = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows));
+  plan.splits = std::clamp<int64_t>(wanted, 1, most);
+  plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, plan.splits));
+  plan.splitLen = ceilDiv(plan.splitLen, kMinSplitRows) * kMinSplitRows;
+  plan.splits = std::max<int64_t>(1, ceilDiv(maxKeys, plan.splitLen));
+  plan.split = {plan.splits, kvHeads * chunks, batch};
+  int64_t queryRows = batch * kvHeads * group * rows;
+  plan.combine = {ceilDiv(queryRows * (headDim / kVectorWidth), kBlockSize), 1,
+                  1};
+  plan.partialOut = queryRows * plan.splits * headDim;
+  plan.partialMaxSum = queryRows * plan.splits * 2;
+  return plan;
+}
+
+Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows,
+                int64_t headDim) {
+  return {ceilDiv(kvHeads * rows * (headDim / kVectorWidth), kBlockSize), batch,
+          1};
+}
+
+std::string checkShapes(int64_t headDim, int64_t group) {
+  if (headDim <= 0 || headDim % kVectorWidth || headDim > 32 * kVectorWidth)
+    return "head dim " + std::to_string(headDim) +
+           " is not a multiple of 8 in [8, 256]";
+  if (group < 1 || (group > 8 && group % 8))
+    return "query group " + std::to_string(group) +
+           " is not in [1, 8] or a multiple of 8";
+  return "";
+}
+
+std::string appendKernel(int64_t headDim, DType type) {
+  return "kvc_append_d" + std::to_string(headDim) + "_" + name(type);
+}
+
+std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type) {
+  return "kvc_decode_split_d" + std::to_string(headDim) + "_g" +
+         std::to_string(group) + "_" + name(type);
+}
+
+std::string decodeCombineKernel(int64_t headDim, DType type) {
+  return "kvc_decode_combine_d" + std::to_string(headDim) + "_" + name(type);
+}
+
+} // namespace kvc::rt

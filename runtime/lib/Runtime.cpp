@@ -1,0 +1,349 @@
+//===- Runtime.cpp - kvc's GPU runtime over the CUDA driver API ------------===//
+#include "kvc/rt/Runtime.h"
+
+#include <cuda.h>
+
+#include <cstring>
+#include <deque>
+#include <vector>
+
+namespace kvc::rt {
+
+namespace {
+
+/// The arguments of one launch, in the ABI of MLIR's gpu.func lowering: a
+/// `memref<?xT>` is five words (allocated and aligned pointer, offset, size,
+/// stride), an `index` one 64-bit word, an f32 one float.
+class Args {
+public:
+  void memref(DevicePtr ptr, int64_t elements) {
+    word(ptr);
+    word(ptr);
+    word(0);
+    word(static_cast<uint64_t>(elements));
+    word(1);
+  }
+  void index(int64_t value) { word(static_cast<uint64_t>(value)); }
+  void f32(float value) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof(value));
+    storage_.push_back(bits);
+    pointers_.push_back(&storage_.back());
+  }
+  void **data() { return pointers_.data(); }
+
+private:
+  void word(uint64_t value) {
+    storage_.push_back(value);
+    pointers_.push_back(&storage_.back());
+  }
+  std::deque<uint64_t> storage_;
+  std::vector<void *> pointers_;
+};
+
+const char *errorName(CUresult result) {
+  const char *text = nullptr;
+  if (cuGetErrorName(result, &text) != CUDA_SUCCESS || !text)
+    return "unknown CUDA error";
+  return text;
+}
+
+} // namespace
+
+#define KVC_CHECK(call, kernel)                                                \
+  do {                                                                         \
+    if (!check(static_cast<int>(call), #call, kernel))                         \
+      return false;                                                            \
+  } while (0)
+
+bool Device::fail(const std::string &message) {
+  error_ = message;
+  return false;
+}
+
+bool Device::check(int result, const char *call, const std::string &kernel) {
+  if (result == CUDA_SUCCESS)
+    return true;
+  std::string message = std::string(call) + " failed: " +
+                        errorName(static_cast<CUresult>(result));
+  if (!kernel.empty())
+    message += " (kernel " + kernel + ")";
+  return fail(message);
+}
+
+std::unique_ptr<Device> Device::open(int ordinal, const void *cubin,
+                                     size_t size, std::string &error) {
+  std::unique_ptr<Device> device(new Device());
+  auto opened = [&]() -> bool {
+    Device &d = *device;
+    if (!d.check(cuInit(0), "cuInit", ""))
+      return false;
+    CUdevice handle;
+    if (!d.check(cuDeviceGet(&handle, ordinal), "cuDeviceGet", ""))
+      return false;
+    d.device_ = handle;
+    CUcontext context;
+    if (!d.check(cuDevicePrimaryCtxRetain(&context, handle),
+                 "cuDevicePrimaryCtxRetain", ""))
+      return false;
+    d.context_ = context;
+    if (!d.check(cuCtxSetCurrent(context), "cuCtxSetCurrent", "") ||
+        !d.check(cuDeviceGetAttribute(&d.multiprocessors_,
+                                      CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                                      handle),
+                 "cuDeviceGetAttribute", ""))
+      return false;
+    CUmodule module;
+    if (!d.check(cuModuleLoadData(&module, cubin), "cuModuleLoadData", ""))
+      return false;
+    d.module_ = module;
+    CUdeviceptr status;
+    if (!d.check(cuMemAlloc(&status, sizeof(int32_t)), "cuMemAlloc", "") ||
+        !d.check(cuMemsetD32(status, 0, 1), "cuMemsetD32", ""))
+      return false;
+    d.status_ = status;
+    return true;
+  };
+  (void)size;
+  if (!opened()) {
+    error = device->error_;
+    return nullptr;
+  }
+  return device;
+}
+
+Device::~Device() {
+  if (!context_)
+    return;
+  cuCtxSetCurrent(static_cast<CUcontext>(context_));
+  if (workspace_)
+    cuMemFree(workspace_);
+  if (status_)
+    cuMemFree(status_);
+  if (module_)
+    cuModuleUnload(static_cast<CUmodule>(module_));
+  cuDevicePrimaryCtxRelease(device_);
+}
+
+void Device::release(DevicePtr ptr) {
+  if (ptr)
+    cuMemFree(ptr);
+}
+
+Cache::~Cache() {
+  if (!owned_)
+    return;
+  device_->release(keys_);
+  device_->release(values_);
+  device_->release(lengths_);
+}
+
+bool Device::function(const std::string &name, void **result) {
+  auto it = functions_.find(name);
+  if (it != functions_.end()) {
+    *result = it->second;
+    return true;
+  }
+  CUfunction function;
+  CUresult status = cuModuleGetFunction(
+      &function, static_cast<CUmodule>(module_), name.c_str());
+  if (status == CUDA_ERROR_NOT_FOUND)
+    return fail("the kernel library has no kernel " + name +
+                ": build it with kvc-kernels for this head dim, group and "
+                "element type");
+  if (!check(status, "cuModuleGetFunction", name))
+    return false;
+  functions_[name] = function;
+  *result = function;
+  return true;
+}
+
+bool Device::launch(const std::string &kernel, Grid grid, void **args) {
+  void *function = nullptr;
+  if (!this->function(kernel, &function))
+    return false;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0)
+    return true;
+  KVC_CHECK(cuLaunchKernel(static_cast<CUfunction>(function),
+                           static_cast<unsigned>(grid.x),
+                           static_cast<unsigned>(grid.y),
+                           static_cast<unsigned>(grid.z), kBlockSize, 1, 1, 0,
+                           static_cast<CUstream>(stream_), args, nullptr),
+            kernel);
+  return true;
+}
+
+std::unique_ptr<Cache> Device::createCache(const CacheLayout &layout) {
+  std::string problem = checkShapes(layout.headDim, 1);
+  if (!problem.empty() || layout.batch < 1 || layout.kvHeads < 1 ||
+      layout.capacity < 1) {
+    fail("cannot create a cache of batch " + std::to_string(layout.batch) +
+         ", " + std::to_string(layout.kvHeads) + " kv heads, capacity " +
+         std::to_string(layout.capacity) + ": " +
+         (problem.empty() ? "sizes must be positive" : problem));
+    return nullptr;
+  }
+  size_t rows = static_cast<size_t>(layout.batch * layout.kvHeads *
+                                    layout.capacity * layout.headDim) *
+                sizeOf(layout.type);
+  CUdeviceptr keys = 0, values = 0, lengths = 0;
+  auto allocated = [&]() -> bool {
+    KVC_CHECK(cuMemAlloc(&keys, rows), "");
+    KVC_CHECK(cuMemAlloc(&values, rows), "");
+    KVC_CHECK(cuMemAlloc(&lengths, layout.batch * sizeof(int32_t)), "");
+    KVC_CHECK(cuMemsetD32(lengths, 0, layout.batch), "");
+    return true;
+  };
+  if (!allocated()) {
+    release(keys);
+    release(values);
+    release(lengths);
+    return nullptr;
+  }
+  return std::unique_ptr<Cache>(
+      new Cache(this, layout, keys, values, lengths, /*owned=*/true));
+}
+
+std::unique_ptr<Cache> Device::wrapCache(const CacheLayout &layout,
+                                         DevicePtr keys, DevicePtr values,
+                                         DevicePtr lengths) {
+  return std::unique_ptr<Cache>(
+      new Cache(this, layout, keys, values, lengths, /*owned=*/false));
+}
+
+bool Device::checkCache(const Cache &cache) {
+  std::string problem = checkShapes(cache.layout().headDim, 1);
+  if (!problem.empty())
+    return fail("cache: " + problem);
+  return true;
+}
+
+bool Device::ensureWorkspace(int64_t bytes) {
+  if (bytes <= workspaceBytes_)
+    return true;
+  if (workspace_) {
+    KVC_CHECK(cuMemFree(workspace_), "");
+    workspace_ = 0;
+    workspaceBytes_ = 0;
+  }
+  CUdeviceptr ptr;
+  KVC_CHECK(cuMemAlloc(&ptr, bytes), "");
+  workspace_ = ptr;
+  workspaceBytes_ = bytes;
+  return true;
+}
+
+bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
+                    DevicePtr positions, int64_t rows) {
+  const CacheLayout &c = cache.layout();
+  if (!checkCache(cache))
+    return false;
+  if (rows < 1 || rows > c.capacity)
+    return fail("append: " + std::to_string(rows) +
+                " rows per sequence do not fit a cache of capacity " +
+                std::to_string(c.capacity));
+  std::string kernel = appendKernel(c.headDim, c.type);
+  int64_t newRows = c.batch * c.kvHeads * rows * c.headDim;
+  int64_t cacheRows = c.batch * c.kvHeads * c.capacity * c.headDim;
+  Args args;
+  args.memref(key, newRows);
+  args.memref(value, newRows);
+  args.memref(positions, c.batch);
+  args.memref(cache.lengths(), c.batch);
+  args.memref(cache.keys(), cacheRows);
+  args.memref(cache.values(), cacheRows);
+  args.memref(status_, 1);
+  args.index(c.kvHeads);
+  args.index(rows);
+  args.index(c.capacity);
+  if (!launch(kernel, planAppend(c.batch, c.kvHeads, rows, c.headDim),
+              args.data()))
+    return false;
+  Args lengths;
+  lengths.memref(positions, c.batch);
+  lengths.memref(cache.lengths(), c.batch);
+  lengths.memref(status_, 1);
+  lengths.index(rows);
+  lengths.index(c.batch);
+  return launch(kSetLengthsKernel, {(c.batch + kBlockSize - 1) / kBlockSize, 1, 1},
+                lengths.data());
+}
+
+bool Device::truncate(Cache &cache, DevicePtr lengths) {
+  const CacheLayout &c = cache.layout();
+  Args args;
+  args.memref(lengths, c.batch);
+  args.memref(cache.lengths(), c.batch);
+  args.memref(status_, 1);
+  args.index(0);
+  args.index(c.batch);
+  return launch(kSetLengthsKernel, {(c.batch + kBlockSize - 1) / kBlockSize, 1, 1},
+                args.data());
+}
+
+bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
+                             int64_t rows, DevicePtr positions, DevicePtr out,
+                             int64_t maxKeys, float scale) {
+  const CacheLayout &c = cache.layout();
+  if (qHeads < 1 || qHeads % c.kvHeads)
+    return fail("decode attention: " + std::to_string(qHeads) +
+                " query heads are not a multiple of the cache's " +
+                std::to_string(c.kvHeads) + " kv heads");
+  int64_t group = qHeads / c.kvHeads;
+  std::string problem = checkShapes(c.headDim, group);
+  if (!problem.empty())
+    return fail("decode attention: " + problem);
+  if (rows < 1)
+    return fail("decode attention: " + std::to_string(rows) +
+                " query rows per sequence; at least one is needed");
+  maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
+  DecodePlan plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
+                               maxKeys, multiprocessors_);
+  if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
+    return false;
+  DevicePtr partialOut = workspace_;
+  DevicePtr partialMaxSum = workspace_ + plan.partialOut * 4;
+  int64_t queryElements = c.batch * qHeads * rows * c.headDim;
+  int64_t cacheRows = c.batch * c.kvHeads * c.capacity * c.headDim;
+  std::string split = decodeSplitKernel(c.headDim, group, c.type);
+  Args args;
+  args.memref(query, queryElements);
+  args.memref(cache.keys(), cacheRows);
+  args.memref(cache.values(), cacheRows);
+  args.memref(cache.lengths(), c.batch);
+  args.memref(positions, c.batch);
+  args.memref(partialOut, plan.partialOut);
+  args.memref(partialMaxSum, plan.partialMaxSum);
+  args.index(rows);
+  args.index(c.capacity);
+  args.index(plan.splitLen);
+  args.index(plan.splits);
+  args.f32(scale);
+  if (!launch(split, plan.split, args.data()))
+    return false;
+  Args combine;
+  combine.memref(partialOut, plan.partialOut);
+  combine.memref(partialMaxSum, plan.partialMaxSum);
+  combine.memref(out, queryElements);
+  combine.index(c.batch * qHeads * rows);
+  combine.index(plan.splits);
+  return launch(decodeCombineKernel(c.headDim, c.type), plan.combine,
+                combine.data());
+}
+
+bool Device::synchronize() {
+  KVC_CHECK(cuStreamSynchronize(static_cast<CUstream>(stream_)),
+            "the kernels launched since the last synchronize");
+  int32_t status = 0;
+  KVC_CHECK(cuMemcpyDtoH(&status, status_, sizeof(status)), "");
+  if (status == 0)
+    return true;
+  KVC_CHECK(cuMemsetD32(status_, 0, 1), "");
+  if (status == 1)
+    return fail("kvc_append: a position lies outside [0, length] or the new "
+                "rows pass the cache capacity");
+  return fail("kvc_set_lengths: a truncation length lies outside [0, "
+              "length]");
+}
+
+} // namespace kvc::rt

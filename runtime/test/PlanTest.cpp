@@ -1,0 +1,84 @@
+//===- PlanTest.cpp - launch planning of the kvc runtime -------------------===//
+#include "kvc/rt/Plan.h"
+
+#include <gtest/gtest.h>
+
+using namespace kvc::rt;
+
+namespace {
+
+constexpr int64_t kH100 = 132;
+
+// Every cache row of every query chunk lands in exactly one split.
+void expectCovers(const DecodePlan &plan, int64_t maxKeys) {
+  EXPECT_GE(plan.splits * plan.splitLen, maxKeys);
+  EXPECT_LT((plan.splits - 1) * plan.splitLen, maxKeys);
+  EXPECT_EQ(plan.split.x, plan.splits);
+}
+
+TEST(PlanDecode, SmallBatchSplitsToFillTheMultiprocessors) {
+  // B1 L4096, 8 kv heads of 4 queries: 8 blocks without splitting.
+  DecodePlan plan = planDecode(1, 8, 4, 1, 128, 4096, kH100);
+  expectCovers(plan, 4096);
+  EXPECT_GE(plan.split.x * plan.split.y * plan.split.z, 2 * kH100);
+  EXPECT_EQ(plan.split.y, 8);
+  EXPECT_EQ(plan.split.z, 1);
+  EXPECT_EQ(plan.splitLen % kMinSplitRows, 0);
+}
+
+TEST(PlanDecode, LargeBatchNeedsNoSplit) {
+  DecodePlan plan = planDecode(64, 8, 4, 1, 128, 2048, kH100);
+  EXPECT_EQ(plan.splits, 1);
+  EXPECT_EQ(plan.splitLen, 2048);
+  EXPECT_EQ(plan.split.z, 64);
+}
+
+TEST(PlanDecode, ShortCachesAreNotSplitBelowTheMinimum) {
+  DecodePlan plan = planDecode(1, 1, 1, 1, 64, 17, kH100);
+  EXPECT_EQ(plan.splits, 1);
+  expectCovers(plan, 17);
+  plan = planDecode(1, 8, 4, 1, 128, 1, kH100);
+  EXPECT_EQ(plan.splits, 1);
+}
+
+TEST(PlanDecode, QueryChunksAndWorkspace) {
+  // MQA: 32 query heads on one kv head are 4 chunks of 8 rows; 2 new rows
+  // per sequence double them.
+  DecodePlan plan = planDecode(3, 1, 32, 2, 64, 1000, kH100);
+  EXPECT_EQ(plan.split.y, 8);
+  EXPECT_EQ(plan.split.z, 3);
+  expectCovers(plan, 1000);
+  int64_t queryRows = 3 * 32 * 2;
+  EXPECT_EQ(plan.partialOut, queryRows * plan.splits * 64);
+  EXPECT_EQ(plan.partialMaxSum, queryRows * plan.splits * 2);
+  // One thread per 8 output elements.
+  EXPECT_EQ(plan.combine.x * kBlockSize, ((queryRows * 8) + 127) / 128 * 128);
+}
+
+TEST(PlanAppend, OneThreadPerSixteenBytes) {
+  Grid grid = planAppend(2, 8, 3, 128);
+  EXPECT_EQ(grid.x, (8 * 3 * 16 + 127) / 128);
+  EXPECT_EQ(grid.y, 2);
+}
+
+TEST(Shapes, HeadDimsAndGroups) {
+  EXPECT_EQ(checkShapes(64, 4), "");
+  EXPECT_EQ(checkShapes(128, 32), "");
+  EXPECT_NE(checkShapes(60, 4), "");
+  EXPECT_NE(checkShapes(512, 4), "");
+  EXPECT_NE(checkShapes(128, 12), "");
+  EXPECT_NE(checkShapes(128, 0), "");
+}
+
+// The names the compiler gives kernels (lib/Conversion/KVCToGPU/Kernels.cpp);
+// test/Conversion/kvc-kernels.mlir checks the same strings on its side.
+TEST(Names, MatchTheCompiler) {
+  EXPECT_EQ(appendKernel(128, DType::BF16), "kvc_append_d128_bf16");
+  EXPECT_EQ(decodeSplitKernel(64, 4, DType::F16), "kvc_decode_split_d64_g4_f16");
+  EXPECT_EQ(decodeCombineKernel(128, DType::F32), "kvc_decode_combine_d128_f32");
+  EXPECT_STREQ(kSetLengthsKernel, "kvc_set_lengths");
+  EXPECT_EQ(queriesPerBlock(4), 4);
+  EXPECT_EQ(queriesPerBlock(32), 8);
+}
+
+} // namespace
