@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -48,3 +49,11 @@ def _has_gpu():
 
 if _has_gpu():
     config.available_features.add("cuda")
+
+# What the GPU tests run: the runtime library and the kernel library that
+# `kvc-kernels` built (both under the build directory), through this Python.
+config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(
+    ("%kvc_rt", os.path.join(config.kvc_obj_root, "lib", "libkvc_rt.so")))
+config.substitutions.append(
+    ("%kvc_kernels", os.path.join(config.kvc_obj_root, "kernels", "kvc_kernels.cubin")))

@@ -27,10 +27,13 @@ TEST(PlanDecode, SmallBatchSplitsToFillTheMultiprocessors) {
 }
 
 TEST(PlanDecode, LargeBatchNeedsNoSplit) {
-  DecodePlan plan = planDecode(64, 8, 4, 1, 128, 2048, kH100);
+  // 1024 blocks already give every SM several.
+  DecodePlan plan = planDecode(128, 8, 4, 1, 128, 2048, kH100);
   EXPECT_EQ(plan.splits, 1);
   EXPECT_EQ(plan.splitLen, 2048);
-  EXPECT_EQ(plan.split.z, 64);
+  EXPECT_EQ(plan.split.z, 128);
+  // 512 blocks are just under four per SM: two splits each.
+  EXPECT_EQ(planDecode(64, 8, 4, 1, 128, 2048, kH100).splits, 2);
 }
 
 TEST(PlanDecode, ShortCachesAreNotSplitBelowTheMinimum) {

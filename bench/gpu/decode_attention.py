@@ -1,0 +1,113 @@
+# Decode attention on the H100: kvc against PyTorch SDPA (flash and cuDNN
+# back ends) in the same run. Hq=32, Hkv=8, D=128, bf16, one new row per
+# sequence. Prints time, bandwidth and ratios, and the floor: the bytes of
+# keys and values over the measured copy bandwidth.
+#
+#   python3 bench/gpu/decode_attention.py --runtime build-rt/lib/libkvc_rt.so \
+#       --kernels build/kernels/kvc_kernels.cubin
+import argparse
+import math
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python"))
+import kvc_rt  # noqa: E402
+
+SHAPES = [(1, 4096), (1, 32768), (8, 16384), (32, 4096), (64, 2048)]
+HQ, HKV, D = 32, 8, 128
+
+
+def time_us(fn, sets, reps):
+    """Median of `reps` timings (CUDA events), rotating over input sets."""
+    for i in range(3):
+        fn(sets[i % len(sets)])
+    torch.cuda.synchronize()
+    times = []
+    for i in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s = sets[i % len(sets)]
+        start.record()
+        fn(s)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth():
+    """Device-to-device copy of 1 GiB, bytes read plus written per second."""
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    t = time_us(lambda _: b.copy_(a), [None], 50)
+    return 2 * a.numel() / (t * 1e-6)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--kernels", required=True)
+    parser.add_argument("--reps", type=int, default=200)
+    args = parser.parse_args()
+    rt = kvc_rt.Runtime(args.runtime, args.kernels)
+    bw = copy_bandwidth()
+    print("device %s, copy bandwidth %.0f GB/s, torch %s" %
+          (torch.cuda.get_device_name(), bw / 1e9, torch.__version__))
+    header = ("shape", "KV MB", "floor us", "kvc us", "kvc GB/s", "%copy", "cuDNN us", "flash us",
+              "cuDNN/kvc", "flash/kvc", "max err")
+    print("%-12s %7s %8s %8s %8s %6s %9s %9s %9s %9s %8s" % header)
+    rows = []
+    for batch, length in SHAPES:
+        kv_bytes = 2 * batch * HKV * length * D * 2
+        # Enough input sets to overflow the 50 MB L2.
+        nsets = max(2, min(8, math.ceil(200e6 / kv_bytes)))
+        sets = []
+        for _ in range(nsets):
+            k = torch.randn(batch, HKV, length, D, dtype=torch.bfloat16, device="cuda")
+            v = torch.randn_like(k)
+            q = torch.randn(batch, HQ, 1, D, dtype=torch.bfloat16, device="cuda")
+            lengths = torch.full((batch,), length, dtype=torch.int32, device="cuda")
+            positions = lengths - 1
+            out = torch.empty_like(q)
+            cache = rt.wrap_cache(k, v, lengths, kvc_rt.BF16)
+            sets.append(dict(k=k, v=v, q=q, positions=positions, out=out, cache=cache))
+        scale = 1.0 / math.sqrt(D)
+
+        def kvc(s):
+            rt.decode_attention(s["cache"], s["q"], s["positions"], s["out"], length, scale)
+
+        def sdpa(backend):
+            def run(s):
+                with sdpa_kernel([backend]):
+                    return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], enable_gqa=True)
+            return run
+
+        # Correctness first: kvc against cuDNN and a float32 reference.
+        s = sets[0]
+        kvc(s)
+        rt.synchronize()
+        ref = F.scaled_dot_product_attention(s["q"].float(), s["k"].float(), s["v"].float(),
+                                             enable_gqa=True)
+        err = ((s["out"].float() - ref).norm() / ref.norm()).item()
+        t_kvc = time_us(kvc, sets, args.reps)
+        t_cudnn = time_us(sdpa(SDPBackend.CUDNN_ATTENTION), sets, args.reps)
+        t_flash = time_us(sdpa(SDPBackend.FLASH_ATTENTION), sets, args.reps)
+        floor = kv_bytes / bw * 1e6
+        achieved = kv_bytes / (t_kvc * 1e-6)
+        line = ("B%d L%d" % (batch, length), kv_bytes / 1e6, floor, t_kvc, achieved / 1e9,
+                100 * achieved / bw, t_cudnn, t_flash, t_cudnn / t_kvc, t_flash / t_kvc, err)
+        print("%-12s %7.1f %8.1f %8.1f %8.0f %5.0f%% %9.1f %9.1f %8.2fx %8.2fx %8.1e" % line)
+        rows.append(line)
+        for s in sets:
+            rt.destroy_cache(s["cache"])
+        del sets
+        torch.cuda.empty_cache()
+    rt.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""ctypes binding of kvc's runtime C API (runtime/include/kvc/rt/kvc_rt.h).
+
+Device pointers are integers: pass torch tensors' data_ptr(). The runtime
+opens the device's primary context, which torch shares.
+"""
+import ctypes
+
+F16, BF16, F32 = 0, 1, 2
+
+
+class Error(RuntimeError):
+    pass
+
+
+class Runtime:
+    def __init__(self, library, kernels, ordinal=0):
+        self.lib = ctypes.CDLL(library)
+        lib = self.lib
+        u64, i64, vp = ctypes.c_uint64, ctypes.c_int64, ctypes.c_void_p
+        lib.kvc_rt_error.restype = ctypes.c_char_p
+        lib.kvc_rt_error.argtypes = [vp]
+        lib.kvc_rt_open_file.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(vp)]
+        lib.kvc_rt_close.argtypes = [vp]
+        lib.kvc_rt_set_stream.argtypes = [vp, vp]
+        lib.kvc_rt_multiprocessors.argtypes = [vp]
+        lib.kvc_rt_cache_create.argtypes = [vp, i64, i64, i64, i64, ctypes.c_int, ctypes.POINTER(vp)]
+        lib.kvc_rt_cache_wrap.argtypes = [vp, i64, i64, i64, i64, ctypes.c_int, u64, u64, u64,
+                                          ctypes.POINTER(vp)]
+        lib.kvc_rt_cache_destroy.argtypes = [vp]
+        for name in ("keys", "values", "lengths"):
+            f = getattr(lib, "kvc_rt_cache_" + name)
+            f.argtypes, f.restype = [vp], u64
+        lib.kvc_rt_append.argtypes = [vp, vp, u64, u64, u64, i64]
+        lib.kvc_rt_truncate.argtypes = [vp, vp, u64]
+        lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
+                                                ctypes.c_float]
+        lib.kvc_rt_synchronize.argtypes = [vp]
+        handle = vp()
+        if lib.kvc_rt_open_file(ordinal, kernels.encode(), ctypes.byref(handle)):
+            raise Error(lib.kvc_rt_error(None).decode())
+        self.device = handle
+
+    def _check(self, status):
+        if status:
+            raise Error(self.lib.kvc_rt_error(self.device).decode())
+
+    def close(self):
+        if self.device:
+            self.lib.kvc_rt_close(self.device)
+            self.device = None
+
+    def set_stream(self, stream):
+        self.lib.kvc_rt_set_stream(self.device, ctypes.c_void_p(stream))
+
+    def multiprocessors(self):
+        return self.lib.kvc_rt_multiprocessors(self.device)
+
+    def wrap_cache(self, keys, values, lengths, dtype):
+        batch, kv_heads, capacity, head_dim = keys.shape
+        handle = ctypes.c_void_p()
+        self._check(self.lib.kvc_rt_cache_wrap(self.device, batch, kv_heads, capacity, head_dim,
+                                               dtype, keys.data_ptr(), values.data_ptr(),
+                                               lengths.data_ptr(), ctypes.byref(handle)))
+        return handle
+
+    def create_cache(self, batch, kv_heads, capacity, head_dim, dtype):
+        handle = ctypes.c_void_p()
+        self._check(self.lib.kvc_rt_cache_create(self.device, batch, kv_heads, capacity, head_dim,
+                                                 dtype, ctypes.byref(handle)))
+        return handle
+
+    def destroy_cache(self, cache):
+        self.lib.kvc_rt_cache_destroy(cache)
+
+    def append(self, cache, key, value, positions, rows):
+        self._check(self.lib.kvc_rt_append(self.device, cache, key.data_ptr(), value.data_ptr(),
+                                           positions.data_ptr(), rows))
+
+    def truncate(self, cache, lengths):
+        self._check(self.lib.kvc_rt_truncate(self.device, cache, lengths.data_ptr()))
+
+    def decode_attention(self, cache, query, positions, out, max_keys, scale):
+        batch, q_heads, rows, head_dim = query.shape
+        self._check(self.lib.kvc_rt_decode_attention(self.device, cache, query.data_ptr(), q_heads,
+                                                     rows, positions.data_ptr(), out.data_ptr(),
+                                                     max_keys, scale))
+
+    def synchronize(self):
+        self._check(self.lib.kvc_rt_synchronize(self.device))

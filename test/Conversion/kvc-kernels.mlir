@@ -1,0 +1,32 @@
+// Tests that kvc-kernels writes the kernels under the names the runtime
+// launches (runtime/test/PlanTest.cpp checks the same strings), that they
+// lower to PTX with 16-byte loads, ex2 and warp shuffles, and to a cubin.
+//
+// RUN: kvc-kernels --emit=mlir --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=MLIR
+// RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f16,f32 | FileCheck %s --check-prefix=NAMES
+// RUN: kvc-kernels --emit=ptx --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=PTX
+// RUN: not kvc-kernels --head-dims=60 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not kvc-kernels --element-types=f64 2>&1 | FileCheck %s --check-prefix=TYPE
+// RUN: not kvc-kernels --emit=sass 2>&1 | FileCheck %s --check-prefix=EMIT
+
+// MLIR: module attributes {gpu.container_module}
+// MLIR: gpu.module @kvc_kernels
+// MLIR-DAG: gpu.func @kvc_set_lengths(
+// MLIR-DAG: gpu.func @kvc_append_d128_bf16(
+// MLIR-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
+// MLIR-DAG: gpu.func @kvc_decode_combine_d128_bf16(
+
+// NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f16(
+// NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f32(
+// NAMES-DAG: gpu.func @kvc_append_d64_f32(
+// NAMES-DAG: gpu.func @kvc_decode_combine_d64_f16(
+
+// PTX: .target sm_90a
+// PTX: .entry kvc_decode_split_d128_g4_bf16(
+// PTX: ld.global.v4.b32
+// PTX: shfl.sync.bfly
+// PTX: ex2.approx
+
+// BAD: kvc GPU kernels need a head dim that is a multiple of 8 up to 256 and a query group of at most 8 or a multiple of 8; found head dim 60
+// TYPE: kvc-kernels: error: unknown element type 'f64' (bf16, f16, f32)
+// EMIT: kvc-kernels: error: --emit must be mlir, ptx or cubin, found 'sass'

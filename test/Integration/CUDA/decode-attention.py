@@ -1,0 +1,129 @@
+# Tests kvc's GPU cache append and decode attention against a float32
+# reference (torch) on the grid of issue 5: batch 1, 3, 8, 32; cache lengths
+# 1, 17, 255, 4096, 32768 (ragged: each sequence a random length up to it);
+# 32 query heads on 32, 8, 4 and 1 kv heads; head dim 64 and 128; bf16 and
+# f16. Outputs are poisoned with NaN before every run.
+#
+# REQUIRES: cuda
+# RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels
+import argparse
+import itertools
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "runtime", "python"))
+import kvc_rt  # noqa: E402
+
+DTYPES = {"bf16": (torch.bfloat16, kvc_rt.BF16, 1e-2), "f16": (torch.float16, kvc_rt.F16, 2e-3),
+          "f32": (torch.float32, kvc_rt.F32, 1e-5)}
+
+
+def reference(query, keys, values, positions, lengths_after, scale):
+    """float32 attention of each new row over the rows it may see."""
+    batch, q_heads, rows, d = query.shape
+    kv_heads = keys.shape[1]
+    group = q_heads // kv_heads
+    out = torch.zeros(query.shape, dtype=torch.float32, device=query.device)
+    for b in range(batch):
+        n = int(lengths_after[b])
+        k = keys[b, :, :n].float()
+        v = values[b, :, :n].float()
+        q = query[b].float().view(kv_heads, group, rows, d)
+        s = torch.einsum("hgtd,hld->hgtl", q, k) * scale
+        t = torch.arange(rows, device=query.device).view(1, 1, rows, 1)
+        j = torch.arange(n, device=query.device).view(1, 1, 1, n)
+        seen = j < torch.clamp(int(positions[b]) + t + 1, max=n)
+        s = s.masked_fill(~seen, float("-inf"))
+        p = torch.softmax(s, dim=-1)
+        p = torch.nan_to_num(p, nan=0.0)
+        out[b] = torch.einsum("hgtl,hld->hgtd", p, v).reshape(q_heads, rows, d)
+    return out
+
+
+def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1):
+    dtype, code, tol = DTYPES[dtype_name]
+    dev = "cuda"
+    capacity = length
+    keys = torch.randn(batch, kv_heads, capacity, d, dtype=dtype, device=dev, generator=gen)
+    values = torch.randn(batch, kv_heads, capacity, d, dtype=dtype, device=dev, generator=gen)
+    # Ragged: sequence b holds lengths[b] rows; the new rows go right after.
+    before = torch.randint(0, capacity - rows + 1, (batch,), generator=gen, device=dev)
+    before[0] = capacity - rows
+    lengths = before.to(torch.int32).clone()
+    positions = before.to(torch.int32).clone()
+    new_k = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
+    new_v = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
+    query = torch.randn(batch, q_heads, rows, d, dtype=dtype, device=dev, generator=gen)
+    out = torch.full_like(query, float("nan"))
+    scale = 1.0 / math.sqrt(d)
+    cache = rt.wrap_cache(keys, values, lengths, code)
+    try:
+        rt.append(cache, new_k, new_v, positions, rows)
+        rt.decode_attention(cache, query, positions, out, capacity, scale)
+        rt.synchronize()
+    finally:
+        rt.destroy_cache(cache)
+    problems = []
+    after = positions.long() + rows
+    if not torch.equal(lengths.long(), after):
+        problems.append("lengths %s, expected %s" % (lengths.tolist()[:4], after.tolist()[:4]))
+    for b in range(batch):
+        p = int(positions[b])
+        if not (torch.equal(keys[b, :, p:p + rows], new_k[b]) and
+                torch.equal(values[b, :, p:p + rows], new_v[b])):
+            problems.append("appended rows of sequence %d differ" % b)
+            break
+    ref = reference(query, keys, values, positions, after, scale)
+    got = out.float()
+    if torch.isnan(got).any():
+        problems.append("NaN in the output (unwritten or bad arithmetic)")
+    err = ((got - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+    if not err <= tol:
+        problems.append("relative error %.3g over %.0e" % (err, tol))
+    return err, problems
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--kernels", required=True)
+    parser.add_argument("--quick", action="store_true", help="a small subset (for compute-sanitizer)")
+    parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "little"))
+    args = parser.parse_args()
+    print("seed", args.seed)
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(args.seed)
+    rt = kvc_rt.Runtime(args.runtime, args.kernels)
+    if args.quick:
+        grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in
+                [(1, 17, 8, 128, "bf16"), (3, 255, 1, 64, "f16"), (2, 300, 4, 128, "bf16")]]
+        grid += [(3, 100, 32, 8, 128, "bf16", 3)]
+    else:
+        grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in itertools.product(
+            [1, 3, 8, 32], [1, 17, 255, 4096, 32768], [32, 8, 4, 1], [64, 128], ["bf16", "f16"])]
+        # Several new rows per sequence (causal among them), and f32 caches.
+        grid += [(3, 255, 32, 8, 128, "bf16", 4), (2, 4096, 32, 1, 64, "f16", 2),
+                 (8, 17, 32, 4, 128, "bf16", 3)]
+        grid += [(3, 255, 32, kv, d, "f32", 1) for kv in (8, 1) for d in (64, 128)]
+    failures = 0
+    worst = {}
+    for (batch, length, qh, kvh, d, t, rows) in grid:
+        if batch * kvh * length * d * 2 * 2 > 40e9:
+            continue
+        err, problems = run_case(rt, gen, batch, length, qh, kvh, d, t, rows)
+        worst[t] = max(worst.get(t, 0.0), err)
+        if problems:
+            failures += 1
+            print("FAIL B%d L%d %d/%d D%d %s T%d: %s" % (batch, length, qh, kvh, d, t, rows,
+                                                      "; ".join(problems)))
+    rt.close()
+    print("cases %d, failures %d, worst relative error %s" %
+          (len(grid), failures, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
