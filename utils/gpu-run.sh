@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [test] [sanitize] [bench]
+#   bash utils/gpu-run.sh [quick] [test] [sanitize] [bench] [sass]
 set -euo pipefail
 out=${OUT:-/tmp/kvc-gpu}
 mkdir -p "$out"
@@ -17,6 +17,9 @@ for step in "${@:-test bench}"; do
     test)
       python3 test/Integration/CUDA/decode-attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/test.log" ;;
+    quick)
+      python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
+        --kernels $kernels 2>&1 | tee "$out/quick.log" ;;
     sanitize)
       /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 1 \
         python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
