@@ -2,6 +2,7 @@
 #include "kvc/rt/Plan.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kvc::rt {
 
@@ -25,16 +26,36 @@ static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
-                      int64_t multiprocessors) {
+                      int64_t slots) {
   DecodePlan plan;
+  slots = std::max<int64_t>(1, slots);
   int64_t chunks = group * rows / queriesPerBlock(group);
   int64_t blocks = batch * kvHeads * chunks;
-  int64_t wanted = ceilDiv(kBlocksPerMultiprocessor * multiprocessors, blocks);
-  int64_t most = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows));
-  plan.splits = std::clamp<int64_t>(wanted, 1, most);
-  plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, plan.splits));
-  plan.splitLen = ceilDiv(plan.splitLen, kMinSplitRows) * kMinSplitRows;
-  plan.splits = std::max<int64_t>(1, ceilDiv(maxKeys, plan.splitLen));
+  int64_t most = std::max<int64_t>(1, maxKeys / kMinSplitRows);
+  // Fill at most four waves: past that more splits only add combine work.
+  most = std::min(most, std::max<int64_t>(1, ceilDiv(4 * slots, blocks)));
+  double best = -1;
+  for (int64_t splits = 1; splits <= most; ++splits) {
+    // Splits that round to the same rows per split are the same plan.
+    int64_t len = ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
+    int64_t actual = ceilDiv(maxKeys, len);
+    if (actual != splits)
+      continue;
+    double waves = static_cast<double>(blocks * splits) / slots;
+    double fill = waves / std::ceil(waves - 1e-9);
+    // One wave that is not full leaves SMs idle all kernel long.
+    if (waves < 1)
+      fill = waves;
+    if (fill > best + 0.02) {
+      best = fill;
+      plan.splits = splits;
+      plan.splitLen = len;
+    }
+  }
+  if (best < 0) {
+    plan.splits = 1;
+    plan.splitLen = std::max<int64_t>(1, maxKeys);
+  }
   plan.split = {plan.splits, kvHeads * chunks, batch};
   int64_t queryRows = batch * kvHeads * group * rows;
   plan.combine = {ceilDiv(queryRows * (headDim / kVectorWidth), kBlockSize), 1,

@@ -158,6 +158,23 @@ bool Device::function(const std::string &name, void **result) {
   return true;
 }
 
+bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
+  auto it = residents_.find(kernel);
+  if (it != residents_.end()) {
+    *blocks = it->second;
+    return true;
+  }
+  void *f = nullptr;
+  if (!function(kernel, &f))
+    return false;
+  int count = 0;
+  KVC_CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                &count, static_cast<CUfunction>(f), kBlockSize, 0),
+            kernel);
+  *blocks = residents_[kernel] = std::max(count, 1);
+  return true;
+}
+
 bool Device::launch(const std::string &kernel, Grid grid, void **args) {
   void *function = nullptr;
   if (!this->function(kernel, &function))
@@ -297,15 +314,18 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
     return fail("decode attention: " + std::to_string(rows) +
                 " query rows per sequence; at least one is needed");
   maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
+  std::string split = decodeSplitKernel(c.headDim, group, c.type);
+  int64_t resident = 0;
+  if (!residentBlocks(split, &resident))
+    return false;
   DecodePlan plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
-                               maxKeys, multiprocessors_);
+                               maxKeys, resident * multiprocessors_);
   if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
     return false;
   DevicePtr partialOut = workspace_;
   DevicePtr partialMaxSum = workspace_ + plan.partialOut * 4;
   int64_t queryElements = c.batch * qHeads * rows * c.headDim;
   int64_t cacheRows = c.batch * c.kvHeads * c.capacity * c.headDim;
-  std::string split = decodeSplitKernel(c.headDim, group, c.type);
   Args args;
   args.memref(query, queryElements);
   args.memref(cache.keys(), cacheRows);

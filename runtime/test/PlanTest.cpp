@@ -3,11 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <utility>
+
 using namespace kvc::rt;
 
 namespace {
 
-constexpr int64_t kH100 = 132;
+// An H100 running four 128-register split blocks per SM.
+constexpr int64_t kH100 = 132 * 4;
 
 // Every cache row of every query chunk lands in exactly one split.
 void expectCovers(const DecodePlan &plan, int64_t maxKeys) {
@@ -16,24 +20,37 @@ void expectCovers(const DecodePlan &plan, int64_t maxKeys) {
   EXPECT_EQ(plan.split.x, plan.splits);
 }
 
+double lastWaveFill(const DecodePlan &plan, int64_t slots) {
+  double waves = double(plan.split.x * plan.split.y * plan.split.z) / slots;
+  return waves / std::ceil(waves);
+}
+
 TEST(PlanDecode, SmallBatchSplitsToFillTheMultiprocessors) {
   // B1 L4096, 8 kv heads of 4 queries: 8 blocks without splitting.
   DecodePlan plan = planDecode(1, 8, 4, 1, 128, 4096, kH100);
   expectCovers(plan, 4096);
-  EXPECT_GE(plan.split.x * plan.split.y * plan.split.z, 2 * kH100);
+  EXPECT_GE(plan.split.x * plan.split.y * plan.split.z, kH100 * 9 / 10);
   EXPECT_EQ(plan.split.y, 8);
   EXPECT_EQ(plan.split.z, 1);
   EXPECT_EQ(plan.splitLen % kMinSplitRows, 0);
 }
 
+TEST(PlanDecode, LastWaveIsFull) {
+  // The benchmark shapes: no plan may leave most of a last wave idle.
+  for (auto [batch, length] : {std::pair<int64_t, int64_t>{1, 32768},
+                               {8, 16384}, {32, 4096}, {64, 2048}}) {
+    DecodePlan plan = planDecode(batch, 8, 4, 1, 128, length, kH100);
+    expectCovers(plan, length);
+    EXPECT_GE(lastWaveFill(plan, kH100), 0.9) << "B" << batch << " L" << length;
+  }
+}
+
 TEST(PlanDecode, LargeBatchNeedsNoSplit) {
-  // 1024 blocks already give every SM several.
-  DecodePlan plan = planDecode(128, 8, 4, 1, 128, 2048, kH100);
+  // 1056 blocks are two full waves.
+  DecodePlan plan = planDecode(132, 8, 4, 1, 128, 2048, kH100);
   EXPECT_EQ(plan.splits, 1);
   EXPECT_EQ(plan.splitLen, 2048);
-  EXPECT_EQ(plan.split.z, 128);
-  // 512 blocks are just under four per SM: two splits each.
-  EXPECT_EQ(planDecode(64, 8, 4, 1, 128, 2048, kH100).splits, 2);
+  EXPECT_EQ(plan.split.z, 132);
 }
 
 TEST(PlanDecode, ShortCachesAreNotSplitBelowTheMinimum) {

@@ -39,14 +39,16 @@ struct DecodePlan {
 
 /// Plans a decode of `rows` new query rows per sequence for `batch`
 /// sequences of `kvHeads` key/value heads, `group` query heads each, over at
-/// most `maxKeys` cache rows, on a GPU of `multiprocessors` SMs. Splits
-/// enough to give every SM several blocks when batch and heads alone do not,
-/// never to fewer than `kMinSplitRows` rows a split.
+/// most `maxKeys` cache rows, on a GPU that runs `slots` split blocks at once
+/// (multiprocessors times resident blocks each). Batch, heads and query
+/// chunks give the blocks; splitting the cache rows multiplies them. The
+/// split count is the one whose blocks fill their last wave best (a wave
+/// that is 10% full costs as much as a full one), the fewest on a tie,
+/// never leaving a split under `kMinSplitRows` rows.
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
-                      int64_t multiprocessors);
+                      int64_t slots);
 constexpr int64_t kMinSplitRows = 64;
-constexpr int64_t kBlocksPerMultiprocessor = 4;
 
 /// The grid of an append of `rows` rows per sequence.
 Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows, int64_t headDim);

@@ -99,6 +99,8 @@ private:
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
   bool launch(const std::string &kernel, Grid grid, void **args);
+  /// Blocks of `kernel` one multiprocessor runs at once.
+  bool residentBlocks(const std::string &kernel, int64_t *blocks);
   bool ensureWorkspace(int64_t bytes);
   bool checkCache(const Cache &cache);
 
@@ -107,6 +109,7 @@ private:
   DevicePtr status_ = 0, workspace_ = 0;
   int64_t workspaceBytes_ = 0;
   std::map<std::string, void *> functions_;
+  std::map<std::string, int64_t> residents_;
   std::string error_;
   friend class Cache;
   void release(DevicePtr ptr);
