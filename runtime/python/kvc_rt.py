@@ -35,6 +35,8 @@ class Runtime:
         lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
                                                 ctypes.c_float]
         lib.kvc_rt_synchronize.argtypes = [vp]
+        # Tensors a wrapped cache points into, kept alive with the cache.
+        self._wrapped = {}
         handle = vp()
         if lib.kvc_rt_open_file(ordinal, kernels.encode(), ctypes.byref(handle)):
             raise Error(lib.kvc_rt_error(None).decode())
@@ -61,6 +63,7 @@ class Runtime:
         self._check(self.lib.kvc_rt_cache_wrap(self.device, batch, kv_heads, capacity, head_dim,
                                                dtype, keys.data_ptr(), values.data_ptr(),
                                                lengths.data_ptr(), ctypes.byref(handle)))
+        self._wrapped[handle.value] = (keys, values, lengths)
         return handle
 
     def create_cache(self, batch, kv_heads, capacity, head_dim, dtype):
@@ -71,6 +74,7 @@ class Runtime:
 
     def destroy_cache(self, cache):
         self.lib.kvc_rt_cache_destroy(cache)
+        self._wrapped.pop(cache.value, None)
 
     def append(self, cache, key, value, positions, rows):
         self._check(self.lib.kvc_rt_append(self.device, cache, key.data_ptr(), value.data_ptr(),
