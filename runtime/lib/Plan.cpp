@@ -58,8 +58,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   }
   plan.split = {plan.splits, kvHeads * chunks, batch};
   int64_t queryRows = batch * kvHeads * group * rows;
-  plan.combine = {ceilDiv(queryRows * (headDim / kVectorWidth), kBlockSize), 1,
-                  1};
+  plan.combine = {queryRows, 1, 1};
   plan.partialOut = queryRows * plan.splits * headDim;
   plan.partialMaxSum = queryRows * plan.splits * 2;
   return plan;

@@ -345,7 +345,6 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   combine.memref(partialOut, plan.partialOut);
   combine.memref(partialMaxSum, plan.partialMaxSum);
   combine.memref(out, queryElements);
-  combine.index(c.batch * qHeads * rows);
   combine.index(plan.splits);
   return launch(decodeCombineKernel(c.headDim, c.type), plan.combine,
                 combine.data());

@@ -71,8 +71,8 @@ TEST(PlanDecode, QueryChunksAndWorkspace) {
   int64_t queryRows = 3 * 32 * 2;
   EXPECT_EQ(plan.partialOut, queryRows * plan.splits * 64);
   EXPECT_EQ(plan.partialMaxSum, queryRows * plan.splits * 2);
-  // One thread per 8 output elements.
-  EXPECT_EQ(plan.combine.x * kBlockSize, ((queryRows * 8) + 127) / 128 * 128);
+  // One combine block per query row.
+  EXPECT_EQ(plan.combine.x, queryRows);
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {

@@ -475,57 +475,80 @@ std::string decodeSplitKernel(const KernelKey &key) {
 std::string decodeCombineKernel(const KernelKey &key) {
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
-  const int64_t lanes = key.headDim / kVectorWidth;
+  const int64_t d = key.headDim, lanes = d / kVectorWidth;
+  // Threads with the same `part` own the same 8 output elements; the
+  // `sides` groups of them each merge every sides-th split.
+  const int64_t sides = kBlockSize / lanes;
   const std::string vf = "vector<8xf32>";
+  std::string smem = "memref<" + std::to_string(sides * 2) +
+                     "xf32, #gpu.address_space<workgroup>>";
+  std::string sacc = "memref<" + std::to_string(sides * d) +
+                     "xf32, #gpu.address_space<workgroup>>";
   std::string header =
       "  gpu.func @" + getDecodeCombineName(key) +
       "(%po: memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
-      ", %total: index, %num_splits: index) kernel attributes "
-      "{known_block_size = array<i32: 128, 1, 1>} {\n";
-  std::string gid = w.add(w.mul(w.let("gpu.block_id x"), w.index(kBlockSize)),
-                          w.let("gpu.thread_id x"));
-  std::string row = w.div(gid, w.index(lanes)), part = w.rem(gid, w.index(lanes));
+      ", %num_splits: index) workgroup(%sml: " + smem +
+      ", %sacc: " + sacc +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string row = w.let("gpu.block_id x"), tid = w.let("gpu.thread_id x");
+  std::string side = w.div(tid, w.index(lanes)), part = w.rem(tid, w.index(lanes));
   std::string offset = w.mul(part, w.index(kVectorWidth));
   std::string zero = w.f32("0.0"), minusInf = w.f32("-1.0e+30");
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
-  w.line("scf.if " + w.cmp("ult", row, "%total") + " {");
   std::string base = w.mul(row, "%num_splits");
   std::string before = w.takeBody();
-  // Pass 1: the largest running max over the splits.
-  std::string mx = "%mx", s1 = "%s1";
-  std::string m1 = w.let("memref.load %pml[" +
-                         w.mul(w.add(base, s1), w.index(2)) +
-                         "] : memref<?xf32>");
-  w.line("scf.yield " + w.fbin("maximumf", mx, m1) + " : f32");
-  std::string pass1 = "    %max = scf.for %s1 = " + w.index(0) +
-                      " to %num_splits step " + w.index(1) + " iter_args(%mx = " +
-                      minusInf + ") -> (f32) {\n" + w.takeBody() + "    }\n";
-  // Pass 2: rescale and sum.
-  std::string entry = w.add(base, "%s2");
-  std::string at = w.mul(entry, w.index(2));
-  std::string ms = w.let("memref.load %pml[" + at + "] : memref<?xf32>");
-  std::string ls = w.let("memref.load %pml[" + w.add(at, w.index(1)) +
-                         "] : memref<?xf32>");
-  std::string acc = w.let("vector.load %po[" +
-                          w.add(w.mul(entry, w.index(key.headDim)), offset) +
-                          "] : memref<?xf32>, " + vf);
-  std::string weight = w.exp2(w.fbin("subf", ms, "%max"));
-  std::string sum = w.fbin("addf", "%ls", w.fbin("mulf", ls, weight));
-  std::string accNew = w.let("math.fma " + acc + ", " + w.splat(weight) +
-                             ", %as : " + vf);
-  w.line("scf.yield " + sum + ", " + accNew + " : f32, " + vf);
-  std::string pass2 = "    %tot:2 = scf.for %s2 = " + w.index(0) +
-                      " to %num_splits step " + w.index(1) + " iter_args(%ls = " +
-                      zero + ", %as = " + zeros + ") -> (f32, " + vf + ") {\n" +
-                      w.takeBody() + "    }\n";
+  // Each thread merges kUnroll of its splits per step, loads first.
+  RowState state = {"%m", "%l", "%a"};
+  std::vector<RowState> loaded;
+  for (int64_t u = 0; u < kUnroll; ++u) {
+    std::string split = w.add("%sp", w.index(u * sides));
+    std::string valid = w.cmp("ult", split, "%num_splits");
+    std::string entry =
+        w.add(base, w.select(valid, split, w.index(0), "index"));
+    std::string at = w.mul(entry, w.index(2));
+    RowState o = {
+        w.let("memref.load %pml[" + at + "] : memref<?xf32>"),
+        w.let("memref.load %pml[" + w.add(at, w.index(1)) + "] : memref<?xf32>"),
+        w.let("vector.load %po[" + w.add(w.mul(entry, w.index(d)), offset) +
+              "] : memref<?xf32>, " + vf)};
+    loaded.push_back({w.select(valid, o.max, minusInf, "f32"),
+                      w.select(valid, o.sum, zero, "f32"),
+                      w.select(valid, o.acc, zeros, vf)});
+  }
+  for (const RowState &o : loaded)
+    state = merge(w, state, o);
+  w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
+         " : f32, f32, " + vf);
+  std::string loop = "    %st:3 = scf.for %sp = " + side + " to %num_splits step " +
+                     w.index(sides * kUnroll) + " iter_args(%m = " + minusInf +
+                     ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
+                     vf + ") {\n" + w.takeBody() + "    }\n";
+  w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +
+         "] : " + sacc + ", " + vf);
+  std::string at = w.mul(side, w.index(2));
+  w.line("memref.store %st#0, %sml[" + at + "] : " + smem);
+  w.line("memref.store %st#1, %sml[" + w.add(at, w.index(1)) + "] : " + smem);
+  w.line("gpu.barrier");
+  w.line("scf.if " + w.cmp("eq", side, w.index(0)) + " {");
+  RowState total;
+  for (int64_t i = 0; i < sides; ++i) {
+    std::string a = w.index(2 * i);
+    RowState o = {
+        w.let("memref.load %sml[" + a + "] : " + smem),
+        w.let("memref.load %sml[" + w.index(2 * i + 1) + "] : " + smem),
+        w.let("vector.load %sacc[" + w.add(w.index(i * d), offset) + "] : " +
+              sacc + ", " + vf)};
+    total = i ? merge(w, total, o) : o;
+  }
   // A row that attended to nothing comes out zero.
-  std::string positive = w.let("arith.cmpf ogt, %tot#0, " + zero + " : f32");
+  std::string positive = w.let("arith.cmpf ogt, " + total.sum + ", " + zero +
+                               " : f32");
   std::string inverse = w.select(
-      positive, w.fbin("divf", w.f32("1.0"), "%tot#0"), zero, "f32");
-  w.storeRow(w.fbin("mulf", "%tot#1", w.splat(inverse), vf), "%out",
-             w.add(w.mul(row, w.index(key.headDim)), offset));
+      positive, w.fbin("divf", w.f32("1.0"), total.sum), zero, "f32");
+  w.storeRow(w.fbin("mulf", total.acc, w.splat(inverse), vf), "%out",
+             w.add(w.mul(row, w.index(d)), offset));
   w.line("}");
-  return w.finish(header, before + pass1 + pass2 + w.takeBody());
+  return w.finish(header, before + loop + w.takeBody());
 }
 
 } // namespace

@@ -53,9 +53,10 @@ std::string getSetLengthsName();
 /// unnormalized partial output [B, Hq, rows, num_splits, D] and its running
 /// max and sum [..., num_splits, 2] (log2 domain) in f32.
 std::string getDecodeSplitName(const KernelKey &key);
-/// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out, total_rows,
-///     num_splits)`: grid (ceil(total_rows * D/8 / 128)); merges the splits of
-/// each of total_rows = B*Hq*rows query rows into `out`.
+/// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out,
+///     num_splits)`: grid (B*Hq*rows); block r merges the splits
+/// of query row r into `out`, its threads splitting the splits 128/(D/8)
+/// ways.
 std::string getDecodeCombineName(const KernelKey &key);
 
 /// Appends the kernels of `keys` (every kernel a decode through that key

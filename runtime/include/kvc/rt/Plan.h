@@ -29,7 +29,8 @@ struct Grid {
 };
 
 /// A split-KV decode: each of `splits` blocks per query chunk attends over
-/// `splitLen` cache rows; a combine step merges the splits.
+/// `splitLen` cache rows; a combine step (one block per query row) merges
+/// the splits.
 struct DecodePlan {
   int64_t splits = 1, splitLen = 1;
   Grid split, combine;
