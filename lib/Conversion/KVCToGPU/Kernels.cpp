@@ -361,22 +361,7 @@ std::string decodeSplitKernel(const KernelKey &key) {
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
 
-  // The loop over this split's keys: kUnroll rows per thread per step, the
-  // next step's rows loaded before this step's are used (rows past the end
-  // re-read the split's first row, which the cache already holds).
-  std::string rawType = ("vector<8x" + getName(key.elementType) + ">").str();
-  auto loadBlock = [&](StringRef j0, std::vector<std::string> &keys,
-                       std::vector<std::string> &values) {
-    for (int64_t u = 0; u < kUnroll; ++u) {
-      std::string j = w.add(w.add(j0, w.mul(w.index(u), stride)), slot);
-      std::string row = w.select(w.cmp("slt", j, end), j, start, "index");
-      std::string at = w.add(kvBase, w.mul(row, w.index(d)));
-      keys.push_back(w.loadRaw("%k", at));
-      values.push_back(w.loadRaw("%v", at));
-    }
-  };
-  std::vector<std::string> firstKeys, firstValues;
-  loadBlock(first, firstKeys, firstValues);
+  // The loop over this split's keys: kUnroll rows per thread per step.
   std::string iterArgs, iterTypes;
   std::vector<RowState> states;
   for (int64_t i = 0; i < q; ++i) {
@@ -386,27 +371,21 @@ std::string decodeSplitKernel(const KernelKey &key) {
     iterTypes += (i ? ", " : "") + ("f32, f32, " + vf);
     states.push_back({"%m" + n, "%l" + n, "%a" + n});
   }
-  std::vector<std::string> keys, values;
-  for (int64_t u = 0; u < kUnroll; ++u) {
-    std::string n = std::to_string(u);
-    iterArgs += ", %pk" + n + " = " + firstKeys[u] + ", %pv" + n + " = " +
-                firstValues[u];
-    iterTypes += ", " + rawType + ", " + rawType;
-    keys.push_back("%pk" + n);
-    values.push_back("%pv" + n);
-  }
   // Emitted by hand: the loop's results are named `%loop#N`.
   std::string before = w.takeBody();
-  std::string loopHeader = "    %loop:" + std::to_string(q * 3 + 2 * kUnroll) +
+  std::string loopHeader = "    %loop:" + std::to_string(q * 3) +
                            " = scf.for %j0 = " + first + " to " + end +
                            " step " + step + " iter_args(" + iterArgs +
                            ") -> (" + iterTypes + ") {\n";
-  std::vector<std::string> nextKeys, nextValues;
-  loadBlock(w.add("%j0", step), nextKeys, nextValues);
-  std::vector<std::string> valid;
-  for (int64_t u = 0; u < kUnroll; ++u)
-    valid.push_back(w.cmp(
-        "slt", w.add(w.add("%j0", w.mul(w.index(u), stride)), slot), end));
+  std::vector<std::string> valid, keys, values;
+  for (int64_t u = 0; u < kUnroll; ++u) {
+    std::string j = w.add(w.add("%j0", w.mul(w.index(u), stride)), slot);
+    valid.push_back(w.cmp("slt", j, end));
+    std::string row = w.select(valid.back(), j, start, "index");
+    std::string at = w.add(kvBase, w.mul(row, w.index(d)));
+    keys.push_back(w.loadRaw("%k", at));
+    values.push_back(w.loadRaw("%v", at));
+  }
   // Online softmax a block of kUnroll keys at a time: one rescale of the
   // running state per block, not per key.
   std::vector<std::string> kf, vfs;
@@ -443,10 +422,6 @@ std::string decodeSplitKernel(const KernelKey &key) {
     yields += (i ? ", " : "") + states[i].max + ", " + states[i].sum + ", " +
               states[i].acc;
     yieldTypes += (i ? ", " : "") + ("f32, f32, " + vf);
-  }
-  for (int64_t u = 0; u < kUnroll; ++u) {
-    yields += ", " + nextKeys[u] + ", " + nextValues[u];
-    yieldTypes += ", " + rawType + ", " + rawType;
   }
   w.line("scf.yield " + yields + " : " + yieldTypes);
   std::string loopBody = w.takeBody();
