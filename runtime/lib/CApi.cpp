@@ -144,4 +144,68 @@ int kvc_rt_synchronize(kvc_rt_device *device) {
   return result(device, device->device->synchronize());
 }
 
+static thread_local kvc_rt_device *current = nullptr;
+
+void kvc_rt_make_current(kvc_rt_device *device) { current = device; }
+
+void kvc_rt_clear_error(kvc_rt_device *device) { device->error.clear(); }
+
+/// The current device if it has no pending error.
+static kvc_rt_device *ready() {
+  if (!current) {
+    openError = "a kvc_rt_op_* call without kvc_rt_make_current";
+    return nullptr;
+  }
+  return current->error.empty() ? current : nullptr;
+}
+
+static uint64_t address(void *ptr) { return reinterpret_cast<uint64_t>(ptr); }
+
+void *kvc_rt_op_cache_new(int64_t batch, int64_t kv_heads, int64_t capacity,
+                          int64_t head_dim, int32_t type) {
+  kvc_rt_device *d = ready();
+  kvc_rt_cache *cache = nullptr;
+  if (d)
+    kvc_rt_cache_create(d, batch, kv_heads, capacity, head_dim, type, &cache);
+  return cache;
+}
+
+void kvc_rt_op_cache_free(void *cache) {
+  kvc_rt_cache_destroy(static_cast<kvc_rt_cache *>(cache));
+}
+
+int64_t kvc_rt_op_cache_batch(void *cache) {
+  return cache ? static_cast<kvc_rt_cache *>(cache)->cache->layout().batch : 0;
+}
+
+void kvc_rt_op_append(void *cache, void *key, void *value, void *positions,
+                      int64_t rows) {
+  if (kvc_rt_device *d = ready())
+    kvc_rt_append(d, static_cast<kvc_rt_cache *>(cache), address(key),
+                  address(value), address(positions), rows);
+}
+
+void kvc_rt_op_truncate(void *cache, void *lengths) {
+  if (kvc_rt_device *d = ready())
+    kvc_rt_truncate(d, static_cast<kvc_rt_cache *>(cache), address(lengths));
+}
+
+void kvc_rt_op_lengths(void *cache, void *out) {
+  if (kvc_rt_device *d = ready())
+    result(d, d->device->copyLengths(
+                  *static_cast<kvc_rt_cache *>(cache)->cache, address(out)));
+}
+
+void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
+                                int64_t rows, void *positions, void *out,
+                                float scale) {
+  kvc_rt_device *d = ready();
+  if (!d)
+    return;
+  auto *c = static_cast<kvc_rt_cache *>(cache);
+  kvc_rt_decode_attention(d, c, address(query), q_heads, rows,
+                          address(positions), address(out),
+                          c->cache->layout().capacity, scale);
+}
+
 } // extern "C"

@@ -350,6 +350,14 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                 combine.data());
 }
 
+bool Device::copyLengths(const Cache &cache, DevicePtr out) {
+  KVC_CHECK(cuMemcpyDtoDAsync(out, cache.lengths(),
+                              cache.layout().batch * sizeof(int32_t),
+                              static_cast<CUstream>(stream_)),
+            "");
+  return true;
+}
+
 bool Device::synchronize() {
   KVC_CHECK(cuStreamSynchronize(static_cast<CUstream>(stream_)),
             "the kernels launched since the last synchronize");

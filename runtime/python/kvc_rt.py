@@ -35,6 +35,17 @@ class Runtime:
         lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
                                                 ctypes.c_float]
         lib.kvc_rt_synchronize.argtypes = [vp]
+        # The entry points compiled code calls (convert-kvc-to-gpu).
+        lib.kvc_rt_make_current.argtypes = [vp]
+        lib.kvc_rt_op_cache_new.argtypes = [i64, i64, i64, i64, ctypes.c_int32]
+        lib.kvc_rt_op_cache_new.restype = vp
+        lib.kvc_rt_op_cache_free.argtypes = [vp]
+        lib.kvc_rt_op_cache_batch.argtypes = [vp]
+        lib.kvc_rt_op_cache_batch.restype = i64
+        lib.kvc_rt_op_append.argtypes = [vp, vp, vp, vp, i64]
+        lib.kvc_rt_op_truncate.argtypes = [vp, vp]
+        lib.kvc_rt_op_lengths.argtypes = [vp, vp]
+        lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float]
         # Tensors a wrapped cache points into, kept alive with the cache.
         self._wrapped = {}
         handle = vp()
@@ -88,6 +99,9 @@ class Runtime:
         self._check(self.lib.kvc_rt_decode_attention(self.device, cache, query.data_ptr(), q_heads,
                                                      rows, positions.data_ptr(), out.data_ptr(),
                                                      max_keys, scale))
+
+    def error(self):
+        return self.lib.kvc_rt_error(self.device).decode()
 
     def synchronize(self):
         self._check(self.lib.kvc_rt_synchronize(self.device))

@@ -54,13 +54,13 @@ int main(int argc, char **argv) {
     gs = {1, 4, 8, 32};
   if (types.empty())
     types = {"bf16", "f16", "f32"};
-  std::vector<kvc::gpu::KernelKey> keys;
+  std::vector<kvc::kernels::KernelKey> keys;
   for (const std::string &name : types) {
-    std::optional<kvc::gpu::ElementType> type;
-    for (auto candidate : {kvc::gpu::ElementType::F16,
-                           kvc::gpu::ElementType::BF16,
-                           kvc::gpu::ElementType::F32})
-      if (kvc::gpu::getName(candidate) == name)
+    std::optional<kvc::kernels::ElementType> type;
+    for (auto candidate : {kvc::kernels::ElementType::F16,
+                           kvc::kernels::ElementType::BF16,
+                           kvc::kernels::ElementType::F32})
+      if (kvc::kernels::getName(candidate) == name)
         type = candidate;
     if (!type)
       return fail("unknown element type '" + name + "' (bf16, f16, f32)");
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
   kvc::registerAllDialects(registry);
   MLIRContext context(registry);
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
-  if (failed(kvc::gpu::addKernels(*module, keys)))
+  if (failed(kvc::kernels::addKernels(*module, keys)))
     return 1;
 
   std::string error;

@@ -3,6 +3,7 @@
 #define KVC_CONVERSION_PASSES_H
 
 #include "kvc/Conversion/KVCToCPU/KVCToCPU.h"
+#include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::kvc {

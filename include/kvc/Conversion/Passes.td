@@ -48,4 +48,48 @@ def ConvertKVCToCPUPass : Pass<"convert-kvc-to-cpu", "ModuleOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
+  let summary = "lower kvc ops to calls of the kvc GPU runtime and add the "
+                "GPU kernels they launch";
+  let description = [{
+    Replaces each kvc cache op and `kvc.decode_attention` with a call of the
+    kvc runtime (`kvc_rt_op_*`, declared here, defined in runtime/), which
+    plans and launches kvc's GPU kernels on the current device, and adds
+    those kernels, specialized for the op's head dim, query group and element
+    type, to `gpu.module @kvc_kernels`. `kvc-gpu-pipeline` then compiles the
+    kernels to a cubin for sm_90a.
+
+    A `!kvc.cache` becomes the runtime's cache handle (`!llvm.ptr`), in
+    function signatures, calls and returns too. Tensors reach the runtime as
+    the aligned pointers of their buffers (`bufferization.to_buffer`), which
+    must be device memory; results are fresh buffers
+    (`bufferization.to_tensor restrict`), so one-shot bufferization must run
+    next. Launch shapes (the split count of a decode) are the runtime's:
+    they depend on the GPU's multiprocessors and on the kernels' occupancy.
+
+    Full-sequence `kvc.attention` has no GPU kernel yet: the pass fails on
+    it, naming the op.
+
+    Before:
+    ```mlir
+    kvc.cache.append %c[%pos], %k, %v : !kvc.cache<?x8x?x128xbf16>, tensor<?x8x1x128xbf16>
+    ```
+    After (abridged):
+    ```mlir
+    %kb = bufferization.to_buffer %k read_only : tensor<?x8x1x128xbf16> to memref<?x8x1x128xbf16>
+    %kp = memref.extract_aligned_pointer_as_index %kb : memref<?x8x1x128xbf16> -> index
+    ...
+    call @kvc_rt_op_append(%c, %kptr, %vptr, %pptr, %rows) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64) -> ()
+    gpu.module @kvc_kernels { gpu.func @kvc_append_d128_bf16(...) kernel { ... } ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // KVC_CONVERSION_PASSES_TD

@@ -19,10 +19,10 @@
 #include <vector>
 
 using namespace mlir;
-using namespace mlir::kvc::gpu;
+using namespace mlir::kvc::kernels;
 using llvm::Twine;
 
-StringRef mlir::kvc::gpu::getName(ElementType type) {
+StringRef mlir::kvc::kernels::getName(ElementType type) {
   switch (type) {
   case ElementType::F16:
     return "f16";
@@ -34,24 +34,24 @@ StringRef mlir::kvc::gpu::getName(ElementType type) {
   llvm_unreachable("unknown element type");
 }
 
-int64_t mlir::kvc::gpu::getQueriesPerBlock(int64_t group) {
+int64_t mlir::kvc::kernels::getQueriesPerBlock(int64_t group) {
   return std::min<int64_t>(group, 8);
 }
 
-std::string mlir::kvc::gpu::getAppendName(const KernelKey &key) {
+std::string mlir::kvc::kernels::getAppendName(const KernelKey &key) {
   return ("kvc_append_d" + Twine(key.headDim) + "_" + getName(key.elementType))
       .str();
 }
 
-std::string mlir::kvc::gpu::getSetLengthsName() { return "kvc_set_lengths"; }
+std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
-std::string mlir::kvc::gpu::getDecodeSplitName(const KernelKey &key) {
+std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key) {
   return ("kvc_decode_split_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
           "_" + getName(key.elementType))
       .str();
 }
 
-std::string mlir::kvc::gpu::getDecodeCombineName(const KernelKey &key) {
+std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
   return ("kvc_decode_combine_d" + Twine(key.headDim) + "_" +
           getName(key.elementType))
       .str();
@@ -564,7 +564,7 @@ std::string decodeCombineKernel(const KernelKey &key) {
 
 } // namespace
 
-LogicalResult mlir::kvc::gpu::addKernels(ModuleOp module,
+LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
                                          ArrayRef<KernelKey> keys) {
   MLIRContext *context = module.getContext();
   context->loadDialect<::mlir::gpu::GPUDialect>();

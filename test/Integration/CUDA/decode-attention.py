@@ -86,6 +86,52 @@ def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1):
     return err, problems
 
 
+def run_compiled_entry_points(rt, gen):
+    """The kvc_rt_op_* calls that compiled code makes, on an owned cache:
+    a 5-row prefill append, a truncation to ragged lengths, a decode of 2 rows,
+    and the lengths read back."""
+    lib = rt.lib
+    dev = "cuda"
+    batch, kv_heads, q_heads, d, cap = 2, 2, 8, 64, 64
+    lib.kvc_rt_make_current(rt.device)
+    cache = lib.kvc_rt_op_cache_new(batch, kv_heads, cap, d, kvc_rt.F16)
+    problems = []
+    if not cache or lib.kvc_rt_op_cache_batch(cache) != batch:
+        return ["kvc_rt_op_cache_new: " + rt.error()]
+    k = torch.randn(batch, kv_heads, 5, d, dtype=torch.float16, device=dev, generator=gen)
+    v = torch.randn_like(k)
+    zeros = torch.zeros(batch, dtype=torch.int32, device=dev)
+    lib.kvc_rt_op_append(cache, k.data_ptr(), v.data_ptr(), zeros.data_ptr(), 5)
+    lengths = torch.tensor([5, 3], dtype=torch.int32, device=dev)
+    lib.kvc_rt_op_truncate(cache, lengths.data_ptr())
+    k2 = torch.randn(batch, kv_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
+    v2 = torch.randn_like(k2)
+    q = torch.randn(batch, q_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
+    out = torch.full_like(q, float("nan"))
+    lib.kvc_rt_op_append(cache, k2.data_ptr(), v2.data_ptr(), lengths.data_ptr(), 2)
+    lib.kvc_rt_op_decode_attention(cache, q.data_ptr(), q_heads, 2, lengths.data_ptr(),
+                                   out.data_ptr(), 1 / math.sqrt(d))
+    got_lengths = torch.zeros(batch, dtype=torch.int32, device=dev)
+    lib.kvc_rt_op_lengths(cache, got_lengths.data_ptr())
+    rt.synchronize()
+    if rt.error():
+        problems.append(rt.error())
+    if got_lengths.tolist() != [7, 5]:
+        problems.append("lengths %s, expected [7, 5]" % got_lengths.tolist())
+    # The cache as the reference sees it: prefill rows, then the new rows.
+    keys = torch.zeros(batch, kv_heads, 7, d, dtype=torch.float16, device=dev)
+    values = torch.zeros_like(keys)
+    for b, n in enumerate([5, 3]):
+        keys[b, :, :n], values[b, :, :n] = k[b, :, :n], v[b, :, :n]
+        keys[b, :, n:n + 2], values[b, :, n:n + 2] = k2[b], v2[b]
+    ref = reference(q, keys, values, lengths, lengths.long() + 2, 1 / math.sqrt(d))
+    err = ((out.float() - ref).norm() / ref.norm()).item()
+    if not err <= 2e-3:
+        problems.append("relative error %.3g" % err)
+    lib.kvc_rt_op_cache_free(cache)
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runtime", required=True)
@@ -119,6 +165,10 @@ def main():
             failures += 1
             print("FAIL B%d L%d %d/%d D%d %s T%d: %s" % (batch, length, qh, kvh, d, t, rows,
                                                       "; ".join(problems)))
+    problems = run_compiled_entry_points(rt, gen)
+    if problems:
+        failures += 1
+        print("FAIL compiled-code entry points: " + "; ".join(problems))
     rt.close()
     print("cases %d, failures %d, worst relative error %s" %
           (len(grid), failures, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))

@@ -14,7 +14,7 @@
 #include "llvm/ADT/StringRef.h"
 #include <string>
 
-namespace mlir::kvc::gpu {
+namespace mlir::kvc::kernels {
 
 /// Threads per block of every kvc kernel.
 constexpr int64_t kBlockSize = 128;
@@ -64,6 +64,6 @@ std::string getDecodeCombineName(const KernelKey &key);
 /// and skipping kernels already there.
 LogicalResult addKernels(ModuleOp module, llvm::ArrayRef<KernelKey> keys);
 
-} // namespace mlir::kvc::gpu
+} // namespace mlir::kvc::kernels
 
 #endif // KVC_CONVERSION_KVCTOGPU_KERNELS_H

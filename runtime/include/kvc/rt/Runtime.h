@@ -90,6 +90,8 @@ public:
   bool decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                        int64_t rows, DevicePtr positions, DevicePtr out,
                        int64_t maxKeys, float scale);
+  /// Copies the [batch] i32 lengths to `out`.
+  bool copyLengths(const Cache &cache, DevicePtr out);
   /// Waits for the stream and reports the kernels' own checks.
   bool synchronize();
 

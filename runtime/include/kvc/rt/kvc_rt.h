@@ -67,6 +67,24 @@ int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
 /* Waits for the stream; reports device-side check failures. */
 int kvc_rt_synchronize(kvc_rt_device *device);
 
+/* For compiled code (what convert-kvc-to-gpu calls): the same operations on
+ * the device made current, on cache handles. A failure is kept on that
+ * device (kvc_rt_error) and makes later operations do nothing until
+ * kvc_rt_clear_error. */
+void kvc_rt_make_current(kvc_rt_device *device);
+void kvc_rt_clear_error(kvc_rt_device *device);
+void *kvc_rt_op_cache_new(int64_t batch, int64_t kv_heads, int64_t capacity,
+                          int64_t head_dim, int32_t type);
+void kvc_rt_op_cache_free(void *cache);
+int64_t kvc_rt_op_cache_batch(void *cache);
+void kvc_rt_op_append(void *cache, void *key, void *value, void *positions,
+                      int64_t rows);
+void kvc_rt_op_truncate(void *cache, void *lengths);
+void kvc_rt_op_lengths(void *cache, void *out);
+void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
+                                int64_t rows, void *positions, void *out,
+                                float scale);
+
 #ifdef __cplusplus
 }
 #endif

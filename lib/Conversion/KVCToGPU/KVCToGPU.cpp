@@ -1,0 +1,306 @@
+//===- KVCToGPU.cpp - kvc to runtime calls and GPU kernels -----------------===//
+//
+// Every kvc op becomes one call of the kvc runtime on device pointers; the
+// runtime plans the launch (it knows the GPU) and runs the kernels this pass
+// adds to `gpu.module @kvc_kernels`.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+#include "kvc/Conversion/KVCToGPU/Kernels.h"
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/IR/KVCOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/Transforms/Patterns.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <set>
+
+namespace mlir::kvc {
+#define GEN_PASS_DEF_CONVERTKVCTOGPUPASS
+#include "kvc/Conversion/Passes.h.inc"
+} // namespace mlir::kvc
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+namespace {
+
+using KeySet = std::set<std::tuple<int64_t, int64_t, int>>;
+
+std::optional<kernels::ElementType> elementTypeOf(Type type) {
+  if (type.isF16())
+    return kernels::ElementType::F16;
+  if (type.isBF16())
+    return kernels::ElementType::BF16;
+  if (type.isF32())
+    return kernels::ElementType::F32;
+  return std::nullopt;
+}
+
+Type ptrType(MLIRContext *context) {
+  return LLVM::LLVMPointerType::get(context);
+}
+
+/// Declares runtime entry point `name` in the module of `op` if needed.
+void declare(Operation *op, StringRef name, FunctionType type) {
+  auto module = op->getParentOfType<ModuleOp>();
+  if (SymbolTable::lookupSymbolIn(module, name))
+    return;
+  OpBuilder builder(module.getBodyRegion());
+  auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
+  func.setPrivate();
+}
+
+/// Calls runtime entry point `name` with `args`.
+ValueRange call(ImplicitLocOpBuilder &b, Operation *op, StringRef name,
+                ValueRange args, TypeRange results = {}) {
+  declare(op, name, b.getFunctionType(args.getTypes(), results));
+  return func::CallOp::create(b, name, results, args).getResults();
+}
+
+Value i64(ImplicitLocOpBuilder &b, Value index) {
+  return arith::IndexCastOp::create(b, b.getI64Type(), index);
+}
+
+Value i64(ImplicitLocOpBuilder &b, int64_t value) {
+  return arith::ConstantOp::create(b, b.getI64IntegerAttr(value));
+}
+
+/// The device pointer of a memref's data.
+Value pointerOf(ImplicitLocOpBuilder &b, Value memref) {
+  Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  return LLVM::IntToPtrOp::create(b, ptrType(b.getContext()), i64(b, index));
+}
+
+/// The device pointer of a tensor's buffer.
+Value pointerOfTensor(ImplicitLocOpBuilder &b, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  Value buffer = bufferization::ToBufferOp::create(
+      b, MemRefType::get(type.getShape(), type.getElementType()), tensor,
+      /*read_only=*/true);
+  return pointerOf(b, buffer);
+}
+
+/// A fresh buffer for a result shaped like `like`, and its pointer.
+std::pair<Value, Value> allocLike(ImplicitLocOpBuilder &b, Value like,
+                                  RankedTensorType type) {
+  SmallVector<Value> sizes;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i))
+      sizes.push_back(tensor::DimOp::create(b, like, i));
+  Value buffer = memref::AllocOp::create(
+      b, MemRefType::get(type.getShape(), type.getElementType()), sizes);
+  return {buffer, pointerOf(b, buffer)};
+}
+
+Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type type) {
+  return bufferization::ToTensorOp::create(b, type, buffer,
+                                           /*restrict=*/b.getUnitAttr(),
+                                           /*writable=*/b.getUnitAttr());
+}
+
+Value dimAsI64(ImplicitLocOpBuilder &b, Value tensor, int64_t dim) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  if (!type.isDynamicDim(dim))
+    return i64(b, type.getDimSize(dim));
+  return i64(b, tensor::DimOp::create(b, tensor, dim));
+}
+
+/// Records the kernels an op needs; fails on types they do not cover.
+LogicalResult need(Operation *op, KeySet &keys, int64_t headDim, int64_t group,
+                   Type elementType) {
+  std::optional<kernels::ElementType> type = elementTypeOf(elementType);
+  if (!type)
+    return op->emitOpError() << "has no GPU kernel for element type "
+                             << elementType;
+  keys.insert({headDim, group, static_cast<int>(*type)});
+  return success();
+}
+
+template <typename OpTy>
+struct RuntimePattern : OpConversionPattern<OpTy> {
+  RuntimePattern(const TypeConverter &converter, MLIRContext *context,
+                 KeySet &keys)
+      : OpConversionPattern<OpTy>(converter, context), keys(keys) {}
+  KeySet &keys;
+};
+
+struct CacheAllocLowering : RuntimePattern<CacheAllocOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(CacheAllocOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    CacheType type = op.getCache().getType();
+    std::optional<kernels::ElementType> element =
+        elementTypeOf(type.getElementType());
+    if (!element)
+      return op.emitOpError() << "has no GPU kernels for element type "
+                              << type.getElementType();
+    SmallVector<Value> args;
+    unsigned next = 0;
+    for (int64_t size : type.getShape())
+      args.push_back(ShapedType::isDynamic(size)
+                         ? i64(b, adaptor.getDynamicSizes()[next++])
+                         : i64(b, size));
+    args.push_back(arith::ConstantOp::create(
+        b, b.getI32IntegerAttr(static_cast<int>(*element))));
+    rewriter.replaceOp(op, call(b, op, rt::kCacheNew, args,
+                                {ptrType(op.getContext())}));
+    return success();
+  }
+};
+
+struct CacheDeallocLowering : RuntimePattern<CacheDeallocOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(CacheDeallocOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    call(b, op, rt::kCacheFree, {adaptor.getCache()});
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct CacheAppendLowering : RuntimePattern<CacheAppendOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(CacheAppendOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto key = op.getKey().getType();
+    if (failed(need(op, keys, key.getDimSize(3), 1, key.getElementType())))
+      return failure();
+    call(b, op, rt::kAppend,
+         {adaptor.getCache(), pointerOfTensor(b, adaptor.getKey()),
+          pointerOfTensor(b, adaptor.getValue()),
+          pointerOfTensor(b, adaptor.getPositions()),
+          dimAsI64(b, adaptor.getKey(), 2)});
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct CacheTruncateLowering : RuntimePattern<CacheTruncateOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(CacheTruncateOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    call(b, op, rt::kTruncate,
+         {adaptor.getCache(), pointerOfTensor(b, adaptor.getLengths())});
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct CacheLengthLowering : RuntimePattern<CacheLengthOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(CacheLengthOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    RankedTensorType type = op.getType();
+    SmallVector<Value> sizes;
+    if (type.isDynamicDim(0)) {
+      Value batch = call(b, op, rt::kCacheBatch, {adaptor.getCache()},
+                         {b.getI64Type()})[0];
+      sizes.push_back(arith::IndexCastOp::create(b, b.getIndexType(), batch));
+    }
+    Value buffer = memref::AllocOp::create(
+        b, MemRefType::get(type.getShape(), type.getElementType()), sizes);
+    call(b, op, rt::kLengths, {adaptor.getCache(), pointerOf(b, buffer)});
+    rewriter.replaceOp(op, toTensor(b, buffer, type));
+    return success();
+  }
+};
+
+struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(DecodeAttentionOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto query = op.getQuery().getType();
+    CacheType cache = op.getCache().getType();
+    int64_t group = query.getDimSize(1) / cache.getKvHeads();
+    if (failed(need(op, keys, query.getDimSize(3), group,
+                    query.getElementType())))
+      return failure();
+    auto [buffer, out] = allocLike(b, adaptor.getQuery(), query);
+    Value scale = arith::ConstantOp::create(
+        b, b.getF32FloatAttr(op.getScaleOrDefault()));
+    call(b, op, rt::kDecodeAttention,
+         {adaptor.getCache(), pointerOfTensor(b, adaptor.getQuery()),
+          i64(b, query.getDimSize(1)), dimAsI64(b, adaptor.getQuery(), 2),
+          pointerOfTensor(b, adaptor.getPositions()), out, scale});
+    rewriter.replaceOp(op, toTensor(b, buffer, query));
+    return success();
+  }
+};
+
+struct ConvertKVCToGPUPass
+    : kvc::impl::ConvertKVCToGPUPassBase<ConvertKVCToGPUPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *context = &getContext();
+    bool unsupported = false;
+    module.walk([&](AttentionOp op) {
+      op.emitOpError("has no GPU lowering yet: full-sequence attention "
+                     "(prefill) runs on the CPU pipeline only");
+      unsupported = true;
+    });
+    if (unsupported)
+      return signalPassFailure();
+
+    TypeConverter typeConverter;
+    typeConverter.addConversion([](Type type) { return type; });
+    typeConverter.addConversion(
+        [&](CacheType) -> Type { return ptrType(context); });
+    ConversionTarget target(*context);
+    target.addIllegalDialect<KVCDialect>();
+    target.addLegalDialect<arith::ArithDialect,
+                           bufferization::BufferizationDialect,
+                           func::FuncDialect, LLVM::LLVMDialect,
+                           memref::MemRefDialect, tensor::TensorDialect>();
+    RewritePatternSet patterns(context);
+    KeySet keys;
+    patterns.add<CacheAllocLowering, CacheDeallocLowering, CacheAppendLowering,
+                 CacheTruncateLowering, CacheLengthLowering,
+                 DecodeAttentionLowering>(typeConverter, context, keys);
+    populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(
+        patterns, typeConverter);
+    populateCallOpTypeConversionPattern(patterns, typeConverter);
+    populateReturnOpTypeConversionPattern(patterns, typeConverter);
+    scf::populateSCFStructuralTypeConversionsAndLegality(typeConverter,
+                                                         patterns, target);
+    target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
+      return typeConverter.isSignatureLegal(op.getFunctionType()) &&
+             typeConverter.isLegal(&op.getBody());
+    });
+    target.addDynamicallyLegalOp<func::CallOp, func::ReturnOp>(
+        [&](Operation *op) { return typeConverter.isLegal(op); });
+    if (failed(applyPartialConversion(module, target, std::move(patterns))))
+      return signalPassFailure();
+
+    SmallVector<kernels::KernelKey> kernelKeys;
+    for (auto [headDim, group, type] : keys)
+      kernelKeys.push_back(
+          {headDim, group, static_cast<kernels::ElementType>(type)});
+    if (failed(kernels::addKernels(module, kernelKeys)))
+      signalPassFailure();
+  }
+};
+
+} // namespace

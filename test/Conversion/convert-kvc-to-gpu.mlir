@@ -1,0 +1,86 @@
+// RUN: kvc-opt %s --convert-kvc-to-gpu -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: %if ptxas %{ kvc-opt %s --convert-kvc-to-gpu --kvc-gpu-pipeline -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=BIN %}
+
+// Tests that a decode step becomes runtime calls on device pointers, that
+// caches become runtime handles across function boundaries, and that the
+// kernels the calls launch (GQA group 4, head dim 128, bf16) are added.
+
+// CHECK-DAG: func.func private @kvc_rt_op_append(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64)
+// CHECK-DAG: func.func private @kvc_rt_op_decode_attention(!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32)
+// CHECK-DAG: func.func private @kvc_rt_op_cache_new(i64, i64, i64, i64, i32) -> !llvm.ptr
+// CHECK-LABEL: func.func @step(
+// CHECK-SAME: %[[C:[^:]+]]: !llvm.ptr, %[[Q:[^:]+]]: tensor<2x8x1x128xbf16>, %[[K:[^:]+]]: tensor<2x2x1x128xbf16>, %[[V:[^:]+]]: tensor<2x2x1x128xbf16>, %[[POS:[^:]+]]: tensor<2xi32>)
+// CHECK: %[[KB:.+]] = bufferization.to_buffer %[[K]] read_only
+// CHECK: %[[KI:.+]] = memref.extract_aligned_pointer_as_index %[[KB]]
+// CHECK: %[[KI64:.+]] = arith.index_cast %[[KI]] : index to i64
+// CHECK: %[[KP:.+]] = llvm.inttoptr %[[KI64]] : i64 to !llvm.ptr
+// CHECK: %[[ROWS:.+]] = arith.constant 1 : i64
+// CHECK: call @kvc_rt_op_append(%[[C]], %[[KP]], %{{.+}}, %{{.+}}, %[[ROWS]]) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64) -> ()
+// CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x8x1x128xbf16>
+// CHECK: %[[SCALE:.+]] = arith.constant 0.0883883461 : f32
+// CHECK: %[[HEADS:.+]] = arith.constant 8 : i64
+// CHECK: call @kvc_rt_op_decode_attention(%[[C]], %{{.+}}, %[[HEADS]], %{{.+}}, %{{.+}}, %{{.+}}, %[[SCALE]]) : (!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32) -> ()
+// CHECK: %[[O:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: return %[[O]]
+
+// CHECK-LABEL: func.func @run(
+// CHECK: %[[CAP:.+]] = arith.index_cast %{{.+}} : index to i64
+// CHECK: %[[TYPE:.+]] = arith.constant 1 : i32
+// CHECK: %[[CACHE:.+]] = call @kvc_rt_op_cache_new(%{{.+}}, %{{.+}}, %[[CAP]], %{{.+}}, %[[TYPE]]) : (i64, i64, i64, i64, i32) -> !llvm.ptr
+// CHECK: call @step(%[[CACHE]],
+// CHECK: call @kvc_rt_op_truncate(%[[CACHE]], %{{.+}}) : (!llvm.ptr, !llvm.ptr) -> ()
+// CHECK: call @kvc_rt_op_lengths(%[[CACHE]], %{{.+}}) : (!llvm.ptr, !llvm.ptr) -> ()
+// CHECK: call @kvc_rt_op_cache_free(%[[CACHE]]) : (!llvm.ptr) -> ()
+
+// CHECK: gpu.module @kvc_kernels
+// CHECK-DAG: gpu.func @kvc_append_d128_bf16(
+// CHECK-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
+// CHECK-DAG: gpu.func @kvc_decode_combine_d128_bf16(
+// CHECK-DAG: gpu.func @kvc_set_lengths(
+
+// BIN: gpu.binary @kvc_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a">, properties = {{.+}}, bin = "
+
+func.func @step(%c: !kvc.cache<2x2x?x128xbf16>, %q: tensor<2x8x1x128xbf16>,
+                %k: tensor<2x2x1x128xbf16>, %v: tensor<2x2x1x128xbf16>,
+                %pos: tensor<2xi32>) -> tensor<2x8x1x128xbf16> {
+  kvc.cache.append %c[%pos], %k, %v : !kvc.cache<2x2x?x128xbf16>, tensor<2x2x1x128xbf16>
+  %o = kvc.decode_attention %q, %c[%pos] : tensor<2x8x1x128xbf16>, !kvc.cache<2x2x?x128xbf16>
+  return %o : tensor<2x8x1x128xbf16>
+}
+
+func.func @run(%cap: index, %q: tensor<2x8x1x128xbf16>, %k: tensor<2x2x1x128xbf16>,
+               %v: tensor<2x2x1x128xbf16>, %pos: tensor<2xi32>) -> tensor<2xi32> {
+  %c = kvc.cache.alloc(%cap) : !kvc.cache<2x2x?x128xbf16>
+  %o = call @step(%c, %q, %k, %v, %pos)
+      : (!kvc.cache<2x2x?x128xbf16>, tensor<2x8x1x128xbf16>, tensor<2x2x1x128xbf16>,
+         tensor<2x2x1x128xbf16>, tensor<2xi32>) -> tensor<2x8x1x128xbf16>
+  kvc.cache.truncate %c[%pos] : !kvc.cache<2x2x?x128xbf16>
+  %l = kvc.cache.length %c : !kvc.cache<2x2x?x128xbf16>
+  kvc.cache.dealloc %c : !kvc.cache<2x2x?x128xbf16>
+  return %l : tensor<2xi32>
+}
+
+// -----
+
+// Tests that a dynamic batch asks the runtime for it before sizing the
+// lengths it copies out.
+
+// CHECK-LABEL: func.func @lengths(
+// CHECK: %[[B:.+]] = call @kvc_rt_op_cache_batch(%{{.+}}) : (!llvm.ptr) -> i64
+// CHECK: %[[BI:.+]] = arith.index_cast %[[B]] : i64 to index
+// CHECK: memref.alloc(%[[BI]]) : memref<?xi32>
+func.func @lengths(%c: !kvc.cache<?x2x16x64xf16>) -> tensor<?xi32> {
+  %l = kvc.cache.length %c : !kvc.cache<?x2x16x64xf16>
+  return %l : tensor<?xi32>
+}
+
+// -----
+
+// Tests that full-sequence attention is refused, by name, until it has a GPU
+// kernel.
+
+func.func @prefill(%q: tensor<1x4x8x64xf16>) -> tensor<1x4x8x64xf16> {
+  // expected-error @+1 {{'kvc.attention' op has no GPU lowering yet: full-sequence attention (prefill) runs on the CPU pipeline only}}
+  %o = kvc.attention %q, %q, %q {causal} : tensor<1x4x8x64xf16>, tensor<1x4x8x64xf16>
+  return %o : tensor<1x4x8x64xf16>
+}
