@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [quick] [test] [sanitize] [bench] [sass]
+#   bash utils/gpu-run.sh [quick] [test] [sanitize] [bench] [prefill] [sass]
 set -euo pipefail
 out=${OUT:-/tmp/kvc-gpu}
 mkdir -p "$out"
@@ -17,6 +17,11 @@ for step in "${@:-test bench}"; do
     test)
       python3 test/Integration/CUDA/decode-attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/test.log" ;;
+    prefill)
+      python3 test/Integration/CUDA/prefill-attention.py --runtime $rt --kernels $kernels \
+        2>&1 | tee "$out/prefill-test.log"
+      python3 bench/gpu/prefill_attention.py --runtime $rt --kernels $kernels \
+        2>&1 | tee "$out/prefill-bench.log" ;;
     quick)
       python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
         --kernels $kernels 2>&1 | tee "$out/quick.log" ;;
@@ -30,6 +35,8 @@ for step in "${@:-test bench}"; do
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
       /usr/local/cuda/bin/cuobjdump -sass -fun kvc_decode_split_d128_g4_bf16 $kernels \
-        > "$out/decode-split.sass" 2>&1 || true ;;
+        > "$out/decode-split.sass" 2>&1 || true
+      /usr/local/cuda/bin/cuobjdump -sass -fun kvc_prefill_d128_g4_f16 $kernels \
+        > "$out/prefill.sass" 2>&1 || true ;;
   esac
 done

@@ -140,6 +140,21 @@ int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
                             out, max_keys, scale));
 }
 
+int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
+                             uint64_t key, uint64_t value, uint64_t out,
+                             int64_t batch, int64_t q_heads, int64_t kv_heads,
+                             int64_t seq, int64_t head_dim, int type,
+                             float scale) {
+  DType dtype;
+  if (!toType(type, &dtype)) {
+    device->error = "unknown element type " + std::to_string(type);
+    return 1;
+  }
+  return result(device, device->device->prefillAttention(
+                            query, key, value, out, batch, q_heads, kv_heads,
+                            seq, head_dim, dtype, scale));
+}
+
 int kvc_rt_synchronize(kvc_rt_device *device) {
   return result(device, device->device->synchronize());
 }

@@ -89,6 +89,11 @@ std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type) {
          std::to_string(group) + "_" + name(type);
 }
 
+std::string prefillKernel(int64_t headDim, int64_t group, DType type) {
+  return "kvc_prefill_d" + std::to_string(headDim) + "_g" +
+         std::to_string(group) + "_" + name(type);
+}
+
 std::string decodeCombineKernel(int64_t headDim, DType type) {
   return "kvc_decode_combine_d" + std::to_string(headDim) + "_" + name(type);
 }

@@ -350,6 +350,32 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                 combine.data());
 }
 
+bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
+                              DevicePtr out, int64_t batch, int64_t qHeads,
+                              int64_t kvHeads, int64_t seq, int64_t headDim,
+                              DType type, float scale) {
+  if (batch < 1 || seq < 1 || kvHeads < 1 || qHeads % kvHeads)
+    return fail("prefill attention: batch " + std::to_string(batch) +
+                ", sequence " + std::to_string(seq) + ", " +
+                std::to_string(qHeads) + " query heads on " +
+                std::to_string(kvHeads) + " kv heads");
+  std::string problem = checkShapes(headDim, qHeads / kvHeads);
+  if (!problem.empty())
+    return fail("prefill attention: " + problem);
+  int64_t queries = batch * qHeads * seq * headDim;
+  int64_t keys = batch * kvHeads * seq * headDim;
+  Args args;
+  args.memref(query, queries);
+  args.memref(key, keys);
+  args.memref(value, keys);
+  args.memref(out, queries);
+  args.index(seq);
+  args.f32(scale);
+  return launch(prefillKernel(headDim, qHeads / kvHeads, type),
+                {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},
+                args.data());
+}
+
 bool Device::copyLengths(const Cache &cache, DevicePtr out) {
   KVC_CHECK(cuMemcpyDtoDAsync(out, cache.lengths(),
                               cache.layout().batch * sizeof(int32_t),

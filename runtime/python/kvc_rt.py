@@ -35,6 +35,8 @@ class Runtime:
         lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
                                                 ctypes.c_float]
         lib.kvc_rt_synchronize.argtypes = [vp]
+        lib.kvc_rt_prefill_attention.argtypes = [vp, u64, u64, u64, u64, i64, i64, i64, i64, i64,
+                                                 ctypes.c_int, ctypes.c_float]
         # The entry points compiled code calls (convert-kvc-to-gpu).
         lib.kvc_rt_make_current.argtypes = [vp]
         lib.kvc_rt_op_cache_new.argtypes = [i64, i64, i64, i64, ctypes.c_int32]
@@ -99,6 +101,12 @@ class Runtime:
         self._check(self.lib.kvc_rt_decode_attention(self.device, cache, query.data_ptr(), q_heads,
                                                      rows, positions.data_ptr(), out.data_ptr(),
                                                      max_keys, scale))
+
+    def prefill_attention(self, query, key, value, out, dtype, scale):
+        batch, q_heads, seq, head_dim = query.shape
+        self._check(self.lib.kvc_rt_prefill_attention(
+            self.device, query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), batch,
+            q_heads, key.shape[1], seq, head_dim, dtype, scale))
 
     def error(self):
         return self.lib.kvc_rt_error(self.device).decode()

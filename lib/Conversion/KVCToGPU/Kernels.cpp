@@ -14,6 +14,7 @@
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <array>
 #include <map>
 #include <optional>
 #include <vector>
@@ -47,6 +48,12 @@ std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; 
 
 std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key) {
   return ("kvc_decode_split_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
+          "_" + getName(key.elementType))
+      .str();
+}
+
+std::string mlir::kvc::kernels::getPrefillName(const KernelKey &key) {
+  return ("kvc_prefill_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
           "_" + getName(key.elementType))
       .str();
 }
@@ -562,6 +569,221 @@ std::string decodeCombineKernel(const KernelKey &key) {
   return w.finish(header, before + loop + w.takeBody());
 }
 
+/// Causal flash attention over whole sequences on the tensor cores
+/// (mma.sync m16n8k16, f32 accumulation): a block of 4 warps takes 64 query
+/// rows of one head, each warp 16, and walks 64-row key/value tiles up to the
+/// diagonal with an online softmax kept in registers.
+std::string prefillKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  const std::string t = getName(key.elementType).str();
+  const std::string m = memrefOf(key.elementType);
+  const int64_t d = key.headDim, g = key.group;
+  const int64_t tile = 64, stride = d + 8; // padded rows: no bank conflicts
+  const int64_t kSteps = d / 16, dTiles = d / 8;
+  const std::string smemType = "memref<" + std::to_string(tile) + "x" +
+                               std::to_string(stride) + "x" + t +
+                               ", #gpu.address_space<workgroup>>";
+  const std::string a = "vector<4x2x" + t + ">", b2 = "vector<2x2x" + t + ">",
+                    c = "vector<2x2xf32>";
+  std::string header =
+      "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
+      ", %v: " + m + ", %out: " + m +
+      ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
+      ", %sv: " + smemType +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string bx = w.let("gpu.block_id x"), h = w.let("gpu.block_id y"),
+              b = w.let("gpu.block_id z"), nh = w.let("gpu.grid_dim y"),
+              tid = w.let("gpu.thread_id x");
+  std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
+  std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
+  std::string hk = w.div(h, w.index(g)), nkv = w.div(nh, w.index(g));
+  std::string qBase = w.mul(w.mul(w.add(w.mul(b, nh), h), "%seq"), w.index(d));
+  std::string kvBase =
+      w.mul(w.mul(w.add(w.mul(b, nkv), hk), "%seq"), w.index(d));
+  std::string m0 = w.mul(bx, w.index(tile));
+  std::string last = w.add(w.let("arith.subi %seq, " + w.index(1) + " : index"),
+                           w.index(0));
+  // Copies rows [first, first + 64) of a [seq, D] matrix into shared memory,
+  // 16 bytes a thread at a time; rows past the end repeat the last row.
+  auto stage = [&](StringRef src, StringRef base, StringRef first,
+                   StringRef dst) {
+    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
+         ++chunk) {
+      std::string idx = w.add(w.index(chunk * kBlockSize), tid);
+      std::string row = w.div(idx, w.index(d / kVectorWidth));
+      std::string col = w.mul(w.rem(idx, w.index(d / kVectorWidth)),
+                              w.index(kVectorWidth));
+      std::string srcRow = w.min(w.add(first, row), last);
+      std::string v = w.loadRaw(
+          src, w.add(base, w.add(w.mul(srcRow, w.index(d)), col)));
+      w.line("vector.store " + v + ", " + dst + "[" + row + ", " + col +
+             "] : " + smemType + ", vector<8x" + t + ">");
+    }
+  };
+  // Q fragments, staged through %sk.
+  stage("%q", qBase, m0, "%sk");
+  w.line("gpu.barrier");
+  std::string warpRow = w.mul(warp, w.index(16));
+  std::vector<std::string> qFrag;
+  for (int64_t ks = 0; ks < kSteps; ++ks) {
+    std::string row = w.add(warpRow, w.rem(lane, w.index(16)));
+    std::string col = w.add(w.index(ks * 16), w.mul(w.div(lane, w.index(16)),
+                                                     w.index(8)));
+    qFrag.push_back(w.let("nvgpu.ldmatrix %sk[" + row + ", " + col +
+                          "] {numTiles = 4 : i32, transpose = false} : " +
+                          smemType + " -> " + a));
+  }
+  w.line("gpu.barrier");
+  std::string kvEnd = w.min("%seq", w.add(m0, w.index(tile)));
+  std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
+  std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
+  std::string zeroC = w.let("arith.constant dense<0.0> : " + c);
+  std::string rowA = w.add(w.add(m0, warpRow), gr);
+  std::string rowB = w.add(rowA, w.index(8));
+  std::string iterArgs, iterTypes;
+  std::vector<std::string> o;
+  for (int64_t j = 0; j < dTiles; ++j) {
+    iterArgs += (j ? ", " : "") + ("%o" + std::to_string(j) + " = " + zeroC);
+    iterTypes += (j ? ", " : "") + c;
+    o.push_back("%o" + std::to_string(j));
+  }
+  iterArgs += ", %ma = " + minusInf + ", %mb = " + minusInf + ", %la = " +
+              zero + ", %lb = " + zero;
+  iterTypes += ", f32, f32, f32, f32";
+  std::string before = w.takeBody();
+
+  // One key/value tile.
+  stage("%k", kvBase, "%n0", "%sk");
+  stage("%v", kvBase, "%n0", "%sv");
+  w.line("gpu.barrier");
+  std::vector<std::string> sAcc(tile / 8, zeroC);
+  // ldmatrix of two 8x8 tiles: lanes 0-15 give the row addresses (16-31
+  // repeat them). A K tile [keys, d] read as is is the B operand of q.k^T; a
+  // V tile [keys, d] read transposed is the B operand of p.v.
+  std::string pair = w.rem(lane, w.index(16));
+  std::string pairRow = w.rem(pair, w.index(8)), pairMat = w.div(pair, w.index(8));
+  for (int64_t ks = 0; ks < kSteps; ++ks)
+    for (int64_t nt = 0; nt < tile / 8; ++nt) {
+      std::string row = w.add(w.index(nt * 8), pairRow);
+      std::string col = w.add(w.index(ks * 16), w.mul(pairMat, w.index(8)));
+      std::string bFrag = w.let("nvgpu.ldmatrix %sk[" + row + ", " + col +
+                                "] {numTiles = 2 : i32, transpose = false} : " +
+                                smemType + " -> " + b2);
+      sAcc[nt] = w.let("nvgpu.mma.sync (" + qFrag[ks] + ", " + bFrag + ", " +
+                       sAcc[nt] + ") {mmaShape = [16, 8, 16]} : (" + a + ", " +
+                       b2 + ", " + c + ") -> " + c);
+    }
+  // Scale, mask above the diagonal and past the end, running max per row.
+  std::vector<std::array<std::string, 4>> sv(tile / 8);
+  std::string maxA = minusInf, maxB = minusInf;
+  for (int64_t nt = 0; nt < tile / 8; ++nt)
+    for (int64_t e = 0; e < 4; ++e) {
+      std::string x = w.let("vector.extract " + sAcc[nt] + "[" +
+                            std::to_string(e / 2) + ", " +
+                            std::to_string(e % 2) + "] : f32 from " + c);
+      std::string col = w.add(
+          w.add("%n0", w.index(nt * 8 + e % 2)), w.mul(tc, w.index(2)));
+      std::string row = e < 2 ? rowA : rowB;
+      std::string visible = w.let("arith.andi " + w.cmp("ule", col, row) +
+                                  ", " + w.cmp("ult", col, "%seq") + " : i1");
+      std::string scaled = w.fbin("mulf", x, scale2);
+      sv[nt][e] = w.select(visible, scaled, minusInf, "f32");
+      if (e < 2)
+        maxA = w.fbin("maximumf", maxA, sv[nt][e]);
+      else
+        maxB = w.fbin("maximumf", maxB, sv[nt][e]);
+    }
+  for (int64_t off : {1, 2}) {
+    maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
+    maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
+  }
+  std::string mA = w.fbin("maximumf", "%ma", maxA);
+  std::string mB = w.fbin("maximumf", "%mb", maxB);
+  std::string alphaA = w.exp2(w.fbin("subf", "%ma", mA));
+  std::string alphaB = w.exp2(w.fbin("subf", "%mb", mB));
+  std::string lA = w.fbin("mulf", "%la", alphaA);
+  std::string lB = w.fbin("mulf", "%lb", alphaB);
+  std::vector<std::array<std::string, 4>> p(tile / 8);
+  for (int64_t nt = 0; nt < tile / 8; ++nt)
+    for (int64_t e = 0; e < 4; ++e) {
+      std::string x = w.exp2(w.fbin("subf", sv[nt][e], e < 2 ? mA : mB));
+      if (e < 2)
+        lA = w.fbin("addf", lA, x);
+      else
+        lB = w.fbin("addf", lB, x);
+      p[nt][e] = w.let("arith.truncf " + x + " : f32 to " + t);
+    }
+  std::string scaleRows = w.let("vector.from_elements " + alphaA + ", " +
+                                alphaA + ", " + alphaB + ", " + alphaB +
+                                " : " + c);
+  std::vector<std::string> acc;
+  for (int64_t j = 0; j < dTiles; ++j)
+    acc.push_back(w.fbin("mulf", o[j], scaleRows, c));
+  for (int64_t kk = 0; kk < tile / 16; ++kk) {
+    // P of keys [16kk, 16kk + 16) as an A fragment: the accumulators of two
+    // 8-key tiles are laid out as the operand.
+    const auto &lo = p[2 * kk], &hi = p[2 * kk + 1];
+    std::string pa = w.let("vector.from_elements " + lo[0] + ", " + lo[1] +
+                           ", " + lo[2] + ", " + lo[3] + ", " + hi[0] + ", " +
+                           hi[1] + ", " + hi[2] + ", " + hi[3] + " : " + a);
+    for (int64_t j = 0; j < dTiles; ++j) {
+      std::string row = w.add(w.add(w.index(kk * 16), w.mul(pairMat, w.index(8))),
+                              pairRow);
+      std::string bFrag = w.let("nvgpu.ldmatrix %sv[" + row + ", " +
+                                w.index(j * 8) +
+                                "] {numTiles = 2 : i32, transpose = true} : " +
+                                smemType + " -> " + b2);
+      acc[j] = w.let("nvgpu.mma.sync (" + pa + ", " + bFrag + ", " + acc[j] +
+                     ") {mmaShape = [16, 8, 16]} : (" + a + ", " + b2 + ", " +
+                     c + ") -> " + c);
+    }
+  }
+  w.line("gpu.barrier");
+  std::string yields, yieldTypes;
+  for (int64_t j = 0; j < dTiles; ++j) {
+    yields += (j ? ", " : "") + acc[j];
+    yieldTypes += (j ? ", " : "") + c;
+  }
+  w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
+         lB + " : " + yieldTypes + ", f32, f32, f32, f32");
+  std::string loop = "    %acc:" + std::to_string(dTiles + 4) +
+                     " = scf.for %n0 = " + w.index(0) + " to " + kvEnd +
+                     " step " + w.index(tile) + " iter_args(" + iterArgs +
+                     ") -> (" + iterTypes + ") {\n" + w.takeBody() + "    }\n";
+  // Normalize by the row sums (spread over the 4 threads of a row) and store.
+  std::string sumA = "%acc#" + std::to_string(dTiles + 2);
+  std::string sumB = "%acc#" + std::to_string(dTiles + 3);
+  for (int64_t off : {1, 2}) {
+    sumA = w.fbin("addf", sumA, w.shuffle(sumA, off, false));
+    sumB = w.fbin("addf", sumB, w.shuffle(sumB, off, false));
+  }
+  std::string one = w.f32("1.0");
+  std::string invA = w.fbin("divf", one, sumA), invB = w.fbin("divf", one, sumB);
+  for (int64_t half = 0; half < 2; ++half) {
+    std::string row = half ? rowB : rowA, inv = half ? invB : invA;
+    w.line("scf.if " + w.cmp("ult", row, "%seq") + " {");
+    for (int64_t j = 0; j < dTiles; ++j) {
+      std::string x0 = w.let("vector.extract %acc#" + std::to_string(j) + "[" +
+                             std::to_string(half) + ", 0] : f32 from " + c);
+      std::string x1 = w.let("vector.extract %acc#" + std::to_string(j) + "[" +
+                             std::to_string(half) + ", 1] : f32 from " + c);
+      std::string pair = w.let("vector.from_elements " + w.fbin("mulf", x0, inv) +
+                               ", " + w.fbin("mulf", x1, inv) +
+                               " : vector<2xf32>");
+      if (key.elementType != ElementType::F32)
+        pair = w.let("arith.truncf " + pair + " : vector<2xf32> to vector<2x" +
+                     t + ">");
+      std::string at = w.add(
+          qBase, w.add(w.mul(row, w.index(d)),
+                       w.add(w.index(j * 8), w.mul(tc, w.index(2)))));
+      w.line("vector.store " + pair + ", %out[" + at + "] : " + m +
+             ", vector<2x" + t + ">");
+    }
+    w.line("}");
+  }
+  return w.finish(header, before + loop + w.takeBody());
+}
+
 } // namespace
 
 LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
@@ -597,6 +819,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
     want(getAppendName(key), [&] { return appendKernel(key); });
     want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
+    if (key.elementType == ElementType::F16)
+      want(getPrefillName(key), [&] { return prefillKernel(key); });
   }
   if (text.empty())
     return success();

@@ -59,6 +59,11 @@ std::string getDecodeSplitName(const KernelKey &key);
 /// ways.
 std::string getDecodeCombineName(const KernelKey &key);
 
+/// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
+/// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
+/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 so far).
+std::string getPrefillName(const KernelKey &key);
+
 /// Appends the kernels of `keys` (every kernel a decode through that key
 /// needs) to a `gpu.module @kvc_kernels` in `module`, creating it if needed
 /// and skipping kernels already there.

@@ -90,6 +90,12 @@ public:
   bool decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                        int64_t rows, DevicePtr positions, DevicePtr out,
                        int64_t maxKeys, float scale);
+  /// Causal attention over whole sequences: `query`, `out` [batch, qHeads,
+  /// seq, headDim], `key`, `value` [batch, kvHeads, seq, headDim].
+  bool prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
+                        DevicePtr out, int64_t batch, int64_t qHeads,
+                        int64_t kvHeads, int64_t seq, int64_t headDim,
+                        DType type, float scale);
   /// Copies the [batch] i32 lengths to `out`.
   bool copyLengths(const Cache &cache, DevicePtr out);
   /// Waits for the stream and reports the kernels' own checks.

@@ -64,6 +64,13 @@ int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
                             uint64_t query, int64_t q_heads, int64_t rows,
                             uint64_t positions, uint64_t out, int64_t max_keys,
                             float scale);
+/* kvc.attention {causal} over whole sequences: query, out [batch, q_heads,
+ * seq, head_dim]; key, value [batch, kv_heads, seq, head_dim]. */
+int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
+                             uint64_t key, uint64_t value, uint64_t out,
+                             int64_t batch, int64_t q_heads, int64_t kv_heads,
+                             int64_t seq, int64_t head_dim, int type,
+                             float scale);
 /* Waits for the stream; reports device-side check failures. */
 int kvc_rt_synchronize(kvc_rt_device *device);
 
