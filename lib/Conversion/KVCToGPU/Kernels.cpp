@@ -591,9 +591,14 @@ std::string prefillKernel(const KernelKey &key) {
       ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
       ", %sv: " + smemType +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
-  std::string bx = w.let("gpu.block_id x"), h = w.let("gpu.block_id y"),
-              b = w.let("gpu.block_id z"), nh = w.let("gpu.grid_dim y"),
-              tid = w.let("gpu.thread_id x");
+  // Blocks of the last query rows see the most keys: run them first.
+  std::string nx = w.let("gpu.grid_dim x");
+  std::string bx = w.let("arith.subi " +
+                         w.let("arith.subi " + nx + ", " + w.index(1) +
+                               " : index") +
+                         ", " + w.let("gpu.block_id x") + " : index");
+  std::string h = w.let("gpu.block_id y"), b = w.let("gpu.block_id z"),
+              nh = w.let("gpu.grid_dim y"), tid = w.let("gpu.thread_id x");
   std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
   std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
   std::string hk = w.div(h, w.index(g)), nkv = w.div(nh, w.index(g));
@@ -619,6 +624,25 @@ std::string prefillKernel(const KernelKey &key) {
       w.line("vector.store " + v + ", " + dst + "[" + row + ", " + col +
              "] : " + smemType + ", vector<8x" + t + ">");
     }
+  };
+  // The same copy with cp.async; returns the group to wait on.
+  auto stageAsync = [&](StringRef src, StringRef base, StringRef first,
+                        StringRef dst) {
+    std::string tokens;
+    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
+         ++chunk) {
+      std::string idx = w.add(w.index(chunk * kBlockSize), tid);
+      std::string row = w.div(idx, w.index(d / kVectorWidth));
+      std::string col = w.mul(w.rem(idx, w.index(d / kVectorWidth)),
+                              w.index(kVectorWidth));
+      std::string srcRow = w.min(w.add(first, row), last);
+      std::string at = w.add(base, w.add(w.mul(srcRow, w.index(d)), col));
+      std::string token = w.let("nvgpu.device_async_copy " + src.str() + "[" +
+                                at + "], " + dst.str() + "[" + row + ", " +
+                                col + "], 8 : " + m + " to " + smemType);
+      tokens += (tokens.empty() ? "" : ", ") + token;
+    }
+    return w.let("nvgpu.device_async_create_group " + tokens);
   };
   // Q fragments, staged through %sk.
   stage("%q", qBase, m0, "%sk");
@@ -650,11 +674,14 @@ std::string prefillKernel(const KernelKey &key) {
   iterArgs += ", %ma = " + minusInf + ", %mb = " + minusInf + ", %la = " +
               zero + ", %lb = " + zero;
   iterTypes += ", f32, f32, f32, f32";
+  // The first key tile is on its way before the loop.
+  stageAsync("%k", kvBase, w.index(0), "%sk");
   std::string before = w.takeBody();
 
-  // One key/value tile.
-  stage("%k", kvBase, "%n0", "%sk");
-  stage("%v", kvBase, "%n0", "%sv");
+  // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
+  // K(n+1) while O += P.V(n) is.
+  std::string valuesReady = stageAsync("%v", kvBase, "%n0", "%sv");
+  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
   w.line("gpu.barrier");
   std::vector<std::string> sAcc(tile / 8, zeroC);
   // ldmatrix of two 8x8 tiles: lanes 0-15 give the row addresses (16-31
@@ -716,6 +743,9 @@ std::string prefillKernel(const KernelKey &key) {
   std::string scaleRows = w.let("vector.from_elements " + alphaA + ", " +
                                 alphaA + ", " + alphaB + ", " + alphaB +
                                 " : " + c);
+  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
+  w.line("gpu.barrier");
+  stageAsync("%k", kvBase, w.add("%n0", w.index(tile)), "%sk");
   std::vector<std::string> acc;
   for (int64_t j = 0; j < dTiles; ++j)
     acc.push_back(w.fbin("mulf", o[j], scaleRows, c));
