@@ -21,7 +21,9 @@ for step in "${@:-test bench}"; do
       python3 test/Integration/CUDA/prefill-attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/prefill-test.log"
       python3 bench/gpu/prefill_attention.py --runtime $rt --kernels $kernels \
-        2>&1 | tee "$out/prefill-bench.log" ;;
+        2>&1 | tee "$out/prefill-bench.log"
+      python3 bench/gpu/prefill_attention.py --runtime $rt --kernels $kernels --dtype f16 \
+        2>&1 | tee "$out/prefill-bench-f16.log" ;;
     quick)
       python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
         --kernels $kernels 2>&1 | tee "$out/quick.log" ;;
@@ -36,7 +38,7 @@ for step in "${@:-test bench}"; do
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
       /usr/local/cuda/bin/cuobjdump -sass -fun kvc_decode_split_d128_g4_bf16 $kernels \
         > "$out/decode-split.sass" 2>&1 || true
-      /usr/local/cuda/bin/cuobjdump -sass -fun kvc_prefill_d128_g4_f16 $kernels \
+      /usr/local/cuda/bin/cuobjdump -sass -fun kvc_prefill_d128_g4_bf16 $kernels \
         > "$out/prefill.sass" 2>&1 || true ;;
   esac
 done

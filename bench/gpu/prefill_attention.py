@@ -1,6 +1,6 @@
 # Causal prefill attention on the H100: kvc's tensor-core kernel against
 # PyTorch SDPA (cuDNN and flash back ends) in the same run. Hq=32, Hkv=8,
-# D=128, f16 (kvc's bf16 prefill is not written yet). FLOPs counted as
+# D=128, bf16 (--dtype f16 for f16). FLOPs counted as
 # 4 * B * Hq * D * S^2 / 2 (causal). Prints TFLOP/s and ratios.
 #
 #   python3 bench/gpu/prefill_attention.py --runtime ... --kernels ...
@@ -40,26 +40,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--kernels", required=True)
+    parser.add_argument("--dtype", choices=["bf16", "f16"], default="bf16")
     args = parser.parse_args()
+    dtype, code = {"bf16": (torch.bfloat16, kvc_rt.BF16),
+                   "f16": (torch.float16, kvc_rt.F16)}[args.dtype]
     rt = kvc_rt.Runtime(args.runtime, args.kernels)
-    a = torch.randn(8192, 8192, dtype=torch.float16, device="cuda")
+    a = torch.randn(8192, 8192, dtype=dtype, device="cuda")
     t_mm = time_us(lambda: a @ a, 20)
     mm_rate = 2 * 8192 ** 3 / (t_mm * 1e-6)
-    print("device %s, f16 matmul %.0f TFLOP/s (8192^3), torch %s" %
-          (torch.cuda.get_device_name(), mm_rate / 1e12, torch.__version__))
+    print("device %s, %s matmul %.0f TFLOP/s (8192^3), torch %s" %
+          (torch.cuda.get_device_name(), args.dtype, mm_rate / 1e12, torch.__version__))
     print("%-12s %9s %9s %9s %9s %9s %9s %9s %9s" % ("shape", "kvc us", "kvc TF/s", "cuDNN us",
                                                     "flash us", "cuDNN TF", "kvc/cuDNN",
                                                     "kvc/flash", "kvc err"))
     for batch, seq in SHAPES:
-        q = torch.randn(batch, HQ, seq, D, dtype=torch.float16, device="cuda")
-        k = torch.randn(batch, HKV, seq, D, dtype=torch.float16, device="cuda")
+        q = torch.randn(batch, HQ, seq, D, dtype=dtype, device="cuda")
+        k = torch.randn(batch, HKV, seq, D, dtype=dtype, device="cuda")
         v = torch.randn_like(k)
         out = torch.empty_like(q)
         scale = 1 / math.sqrt(D)
         flops = 4 * batch * HQ * D * seq * seq / 2
 
         def kvc():
-            rt.prefill_attention(q, k, v, out, kvc_rt.F16, scale)
+            rt.prefill_attention(q, k, v, out, code, scale)
 
         def sdpa(backend):
             def run():

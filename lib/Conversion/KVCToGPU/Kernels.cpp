@@ -570,27 +570,66 @@ std::string decodeCombineKernel(const KernelKey &key) {
 }
 
 /// Causal flash attention over whole sequences on the tensor cores
-/// (mma.sync m16n8k16, f32 accumulation): a block of 4 warps takes 64 query
-/// rows of one head, each warp 16, and walks 64-row key/value tiles up to the
-/// diagonal with an online softmax kept in registers.
+/// (mma.sync m16n8k16, f16 or bf16 operands, f32 accumulation): a block of 4
+/// warps takes 64 query rows of one head, each warp 16, and walks 64-row
+/// key/value tiles up to the diagonal with an online softmax in registers.
+/// The fragments follow the PTX m16n8k16 layouts: thread (g = lane/4,
+/// t = lane%4) holds rows g and g+8, columns 2t and 2t+1 of each 8-column
+/// accumulator tile, which is also how P feeds the second product.
 std::string prefillKernel(const KernelKey &key) {
   Writer w(key.elementType);
   const std::string t = getName(key.elementType).str();
   const std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group;
   const int64_t tile = 64, stride = d + 8; // padded rows: no bank conflicts
-  const int64_t kSteps = d / 16, dTiles = d / 8;
+  const int64_t kSteps = d / 16, dTiles = d / 8, keyTiles = tile / 8;
+  const bool bf16 = key.elementType == ElementType::BF16;
   const std::string smemType = "memref<" + std::to_string(tile) + "x" +
                                std::to_string(stride) + "x" + t +
                                ", #gpu.address_space<workgroup>>";
-  const std::string a = "vector<4x2x" + t + ">", b2 = "vector<2x2x" + t + ">",
-                    c = "vector<2x2xf32>";
+  const std::string frag4 = "vector<4x2x" + t + ">", pair = "vector<2x" + t + ">";
+  // An mma operand register: two 16-bit values, as nvvm.mma.sync takes them.
+  const std::string operand = bf16 ? "i32" : pair;
   std::string header =
       "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m + ", %out: " + m +
       ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
       ", %sv: " + smemType +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  // Four operand registers of one ldmatrix x4.
+  auto ldmatrix = [&](StringRef smem, StringRef row, StringRef col,
+                      bool transpose) {
+    std::string frag = w.let("nvgpu.ldmatrix " + smem.str() + "[" + row.str() +
+                             ", " + col.str() + "] {numTiles = 4 : i32, "
+                             "transpose = " +
+                             (transpose ? "true" : "false") + "} : " +
+                             smemType + " -> " + frag4);
+    std::array<std::string, 4> regs;
+    for (int64_t r = 0; r < 4; ++r) {
+      regs[r] = w.let("vector.extract " + frag + "[" + std::to_string(r) +
+                      "] : " + pair + " from " + frag4);
+      if (bf16)
+        regs[r] = w.let("llvm.bitcast " + regs[r] + " : " + pair + " to i32");
+    }
+    return regs;
+  };
+  // acc += a * b on one 16x8 tile; accumulators are 4 f32 scalars.
+  auto mma = [&](const std::array<std::string, 4> &a, StringRef b0,
+                 StringRef b1, std::array<std::string, 4> &acc) {
+    std::string types = bf16 ? "multiplicandAPtxType = #nvvm.mma_type<bf16>, "
+                               "multiplicandBPtxType = #nvvm.mma_type<bf16>, "
+                             : "";
+    std::string r = w.let(
+        "nvvm.mma.sync A[" + a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] +
+        "] B[" + b0.str() + ", " + b1.str() + "] C[" + acc[0] + ", " + acc[1] +
+        ", " + acc[2] + ", " + acc[3] + "] {layoutA = #nvvm.mma_layout<row>, "
+        "layoutB = #nvvm.mma_layout<col>, " + types +
+        "shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (" + operand + ", " +
+        operand + ", f32) -> !llvm.struct<(f32, f32, f32, f32)>");
+    for (int64_t e = 0; e < 4; ++e)
+      acc[e] = w.let("llvm.extractvalue " + r + "[" + std::to_string(e) +
+                     "] : !llvm.struct<(f32, f32, f32, f32)>");
+  };
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
   std::string bx = w.let("arith.subi " +
@@ -606,28 +645,12 @@ std::string prefillKernel(const KernelKey &key) {
   std::string kvBase =
       w.mul(w.mul(w.add(w.mul(b, nkv), hk), "%seq"), w.index(d));
   std::string m0 = w.mul(bx, w.index(tile));
-  std::string last = w.add(w.let("arith.subi %seq, " + w.index(1) + " : index"),
-                           w.index(0));
+  std::string last = w.let("arith.subi %seq, " + w.index(1) + " : index");
   // Copies rows [first, first + 64) of a [seq, D] matrix into shared memory,
-  // 16 bytes a thread at a time; rows past the end repeat the last row.
+  // 16 bytes a thread at a time, with cp.async when `async`; rows past the
+  // end repeat the last row. Returns the cp.async group.
   auto stage = [&](StringRef src, StringRef base, StringRef first,
-                   StringRef dst) {
-    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
-         ++chunk) {
-      std::string idx = w.add(w.index(chunk * kBlockSize), tid);
-      std::string row = w.div(idx, w.index(d / kVectorWidth));
-      std::string col = w.mul(w.rem(idx, w.index(d / kVectorWidth)),
-                              w.index(kVectorWidth));
-      std::string srcRow = w.min(w.add(first, row), last);
-      std::string v = w.loadRaw(
-          src, w.add(base, w.add(w.mul(srcRow, w.index(d)), col)));
-      w.line("vector.store " + v + ", " + dst + "[" + row + ", " + col +
-             "] : " + smemType + ", vector<8x" + t + ">");
-    }
-  };
-  // The same copy with cp.async; returns the group to wait on.
-  auto stageAsync = [&](StringRef src, StringRef base, StringRef first,
-                        StringRef dst) {
+                   StringRef dst, bool async) {
     std::string tokens;
     for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
          ++chunk) {
@@ -637,88 +660,86 @@ std::string prefillKernel(const KernelKey &key) {
                               w.index(kVectorWidth));
       std::string srcRow = w.min(w.add(first, row), last);
       std::string at = w.add(base, w.add(w.mul(srcRow, w.index(d)), col));
-      std::string token = w.let("nvgpu.device_async_copy " + src.str() + "[" +
-                                at + "], " + dst.str() + "[" + row + ", " +
-                                col + "], 8 : " + m + " to " + smemType);
-      tokens += (tokens.empty() ? "" : ", ") + token;
+      if (async) {
+        std::string token = w.let("nvgpu.device_async_copy " + src.str() + "[" +
+                                  at + "], " + dst.str() + "[" + row + ", " +
+                                  col + "], 8 : " + m + " to " + smemType);
+        tokens += (tokens.empty() ? "" : ", ") + token;
+      } else {
+        w.line("vector.store " + w.loadRaw(src, at) + ", " + dst.str() + "[" +
+               row + ", " + col + "] : " + smemType + ", vector<8x" + t + ">");
+      }
     }
-    return w.let("nvgpu.device_async_create_group " + tokens);
+    return async ? w.let("nvgpu.device_async_create_group " + tokens)
+                 : std::string();
   };
-  // Q fragments, staged through %sk.
-  stage("%q", qBase, m0, "%sk");
+  // ldmatrix row addresses: lane l names row l%8 of 8x8 matrix l/8.
+  std::string mat = w.div(lane, w.index(8)), matRow = w.rem(lane, w.index(8));
+  std::string matLow = w.mul(w.rem(mat, w.index(2)), w.index(8));
+  std::string matHigh = w.mul(w.div(mat, w.index(2)), w.index(8));
+
+  // Q fragments (A operands), staged through %sk: matrices (rows 0-7, k
+  // 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
+  stage("%q", qBase, m0, "%sk", false);
   w.line("gpu.barrier");
   std::string warpRow = w.mul(warp, w.index(16));
-  std::vector<std::string> qFrag;
-  for (int64_t ks = 0; ks < kSteps; ++ks) {
-    std::string row = w.add(warpRow, w.rem(lane, w.index(16)));
-    std::string col = w.add(w.index(ks * 16), w.mul(w.div(lane, w.index(16)),
-                                                     w.index(8)));
-    qFrag.push_back(w.let("nvgpu.ldmatrix %sk[" + row + ", " + col +
-                          "] {numTiles = 4 : i32, transpose = false} : " +
-                          smemType + " -> " + a));
-  }
+  std::vector<std::array<std::string, 4>> qFrag;
+  for (int64_t ks = 0; ks < kSteps; ++ks)
+    qFrag.push_back(ldmatrix("%sk", w.add(w.add(warpRow, matLow), matRow),
+                             w.add(w.index(ks * 16), matHigh), false));
   w.line("gpu.barrier");
   std::string kvEnd = w.min("%seq", w.add(m0, w.index(tile)));
   std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
-  std::string zeroC = w.let("arith.constant dense<0.0> : " + c);
   std::string rowA = w.add(w.add(m0, warpRow), gr);
   std::string rowB = w.add(rowA, w.index(8));
   std::string iterArgs, iterTypes;
-  std::vector<std::string> o;
-  for (int64_t j = 0; j < dTiles; ++j) {
-    iterArgs += (j ? ", " : "") + ("%o" + std::to_string(j) + " = " + zeroC);
-    iterTypes += (j ? ", " : "") + c;
-    o.push_back("%o" + std::to_string(j));
-  }
+  std::vector<std::array<std::string, 4>> o(dTiles);
+  for (int64_t j = 0; j < dTiles; ++j)
+    for (int64_t e = 0; e < 4; ++e) {
+      o[j][e] = "%o" + std::to_string(j * 4 + e);
+      iterArgs += (iterArgs.empty() ? "" : ", ") + o[j][e] + " = " + zero;
+      iterTypes += (iterTypes.empty() ? "" : ", ") + std::string("f32");
+    }
   iterArgs += ", %ma = " + minusInf + ", %mb = " + minusInf + ", %la = " +
               zero + ", %lb = " + zero;
   iterTypes += ", f32, f32, f32, f32";
   // The first key tile is on its way before the loop.
-  stageAsync("%k", kvBase, w.index(0), "%sk");
+  stage("%k", kvBase, w.index(0), "%sk", true);
   std::string before = w.takeBody();
 
   // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
   // K(n+1) while O += P.V(n) is.
-  std::string valuesReady = stageAsync("%v", kvBase, "%n0", "%sv");
+  std::string valuesReady = stage("%v", kvBase, "%n0", "%sv", true);
   w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
   w.line("gpu.barrier");
-  std::vector<std::string> sAcc(tile / 8, zeroC);
-  // ldmatrix of two 8x8 tiles: lanes 0-15 give the row addresses (16-31
-  // repeat them). A K tile [keys, d] read as is is the B operand of q.k^T; a
-  // V tile [keys, d] read transposed is the B operand of p.v.
-  std::string pair = w.rem(lane, w.index(16));
-  std::string pairRow = w.rem(pair, w.index(8)), pairMat = w.div(pair, w.index(8));
+  // K tiles [keys, d] read as they are: matrices (keys 0-7, k 0-7), (keys
+  // 0-7, k 8-15), (keys 8-15, k 0-7), (keys 8-15, k 8-15) are the B operands
+  // of two 8-key tiles.
+  std::vector<std::array<std::string, 4>> sAcc(keyTiles);
+  for (auto &acc : sAcc)
+    acc = {zero, zero, zero, zero};
   for (int64_t ks = 0; ks < kSteps; ++ks)
-    for (int64_t nt = 0; nt < tile / 8; ++nt) {
-      std::string row = w.add(w.index(nt * 8), pairRow);
-      std::string col = w.add(w.index(ks * 16), w.mul(pairMat, w.index(8)));
-      std::string bFrag = w.let("nvgpu.ldmatrix %sk[" + row + ", " + col +
-                                "] {numTiles = 2 : i32, transpose = false} : " +
-                                smemType + " -> " + b2);
-      sAcc[nt] = w.let("nvgpu.mma.sync (" + qFrag[ks] + ", " + bFrag + ", " +
-                       sAcc[nt] + ") {mmaShape = [16, 8, 16]} : (" + a + ", " +
-                       b2 + ", " + c + ") -> " + c);
+    for (int64_t np = 0; np < keyTiles / 2; ++np) {
+      auto kf = ldmatrix("%sk", w.add(w.add(w.index(np * 16), matHigh), matRow),
+                         w.add(w.index(ks * 16), matLow), false);
+      mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
+      mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
     }
   // Scale, mask above the diagonal and past the end, running max per row.
-  std::vector<std::array<std::string, 4>> sv(tile / 8);
+  std::vector<std::array<std::string, 4>> sv(keyTiles);
   std::string maxA = minusInf, maxB = minusInf;
-  for (int64_t nt = 0; nt < tile / 8; ++nt)
+  for (int64_t nt = 0; nt < keyTiles; ++nt)
     for (int64_t e = 0; e < 4; ++e) {
-      std::string x = w.let("vector.extract " + sAcc[nt] + "[" +
-                            std::to_string(e / 2) + ", " +
-                            std::to_string(e % 2) + "] : f32 from " + c);
       std::string col = w.add(
           w.add("%n0", w.index(nt * 8 + e % 2)), w.mul(tc, w.index(2)));
       std::string row = e < 2 ? rowA : rowB;
       std::string visible = w.let("arith.andi " + w.cmp("ule", col, row) +
                                   ", " + w.cmp("ult", col, "%seq") + " : i1");
-      std::string scaled = w.fbin("mulf", x, scale2);
-      sv[nt][e] = w.select(visible, scaled, minusInf, "f32");
-      if (e < 2)
-        maxA = w.fbin("maximumf", maxA, sv[nt][e]);
-      else
-        maxB = w.fbin("maximumf", maxB, sv[nt][e]);
+      sv[nt][e] = w.select(visible, w.fbin("mulf", sAcc[nt][e], scale2),
+                           minusInf, "f32");
+      std::string &mx = e < 2 ? maxA : maxB;
+      mx = w.fbin("maximumf", mx, sv[nt][e]);
     }
   for (int64_t off : {1, 2}) {
     maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
@@ -730,59 +751,60 @@ std::string prefillKernel(const KernelKey &key) {
   std::string alphaB = w.exp2(w.fbin("subf", "%mb", mB));
   std::string lA = w.fbin("mulf", "%la", alphaA);
   std::string lB = w.fbin("mulf", "%lb", alphaB);
-  std::vector<std::array<std::string, 4>> p(tile / 8);
-  for (int64_t nt = 0; nt < tile / 8; ++nt)
-    for (int64_t e = 0; e < 4; ++e) {
-      std::string x = w.exp2(w.fbin("subf", sv[nt][e], e < 2 ? mA : mB));
-      if (e < 2)
-        lA = w.fbin("addf", lA, x);
-      else
-        lB = w.fbin("addf", lB, x);
-      p[nt][e] = w.let("arith.truncf " + x + " : f32 to " + t);
+  // P as A operands: registers (row g, keys 2t..2t+1) and (row g+8, ...) of
+  // each 8-key tile.
+  std::vector<std::array<std::string, 2>> pRegs(keyTiles);
+  for (int64_t nt = 0; nt < keyTiles; ++nt)
+    for (int64_t half = 0; half < 2; ++half) {
+      std::array<std::string, 2> x;
+      for (int64_t e = 0; e < 2; ++e) {
+        std::string p =
+            w.exp2(w.fbin("subf", sv[nt][2 * half + e], half ? mB : mA));
+        std::string &l = half ? lB : lA;
+        l = w.fbin("addf", l, p);
+        x[e] = w.let("arith.truncf " + p + " : f32 to " + t);
+      }
+      pRegs[nt][half] = w.let("vector.from_elements " + x[0] + ", " + x[1] +
+                              " : " + pair);
+      if (bf16)
+        pRegs[nt][half] =
+            w.let("llvm.bitcast " + pRegs[nt][half] + " : " + pair + " to i32");
     }
-  std::string scaleRows = w.let("vector.from_elements " + alphaA + ", " +
-                                alphaA + ", " + alphaB + ", " + alphaB +
-                                " : " + c);
   w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
   w.line("gpu.barrier");
-  stageAsync("%k", kvBase, w.add("%n0", w.index(tile)), "%sk");
-  std::vector<std::string> acc;
+  stage("%k", kvBase, w.add("%n0", w.index(tile)), "%sk", true);
+  std::vector<std::array<std::string, 4>> acc(dTiles);
   for (int64_t j = 0; j < dTiles; ++j)
-    acc.push_back(w.fbin("mulf", o[j], scaleRows, c));
-  for (int64_t kk = 0; kk < tile / 16; ++kk) {
-    // P of keys [16kk, 16kk + 16) as an A fragment: the accumulators of two
-    // 8-key tiles are laid out as the operand.
-    const auto &lo = p[2 * kk], &hi = p[2 * kk + 1];
-    std::string pa = w.let("vector.from_elements " + lo[0] + ", " + lo[1] +
-                           ", " + lo[2] + ", " + lo[3] + ", " + hi[0] + ", " +
-                           hi[1] + ", " + hi[2] + ", " + hi[3] + " : " + a);
-    for (int64_t j = 0; j < dTiles; ++j) {
-      std::string row = w.add(w.add(w.index(kk * 16), w.mul(pairMat, w.index(8))),
-                              pairRow);
-      std::string bFrag = w.let("nvgpu.ldmatrix %sv[" + row + ", " +
-                                w.index(j * 8) +
-                                "] {numTiles = 2 : i32, transpose = true} : " +
-                                smemType + " -> " + b2);
-      acc[j] = w.let("nvgpu.mma.sync (" + pa + ", " + bFrag + ", " + acc[j] +
-                     ") {mmaShape = [16, 8, 16]} : (" + a + ", " + b2 + ", " +
-                     c + ") -> " + c);
+    for (int64_t e = 0; e < 4; ++e)
+      acc[j][e] = w.fbin("mulf", o[j][e], e < 2 ? alphaA : alphaB);
+  for (int64_t kk = 0; kk < keyTiles / 2; ++kk) {
+    std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
+                                     pRegs[2 * kk + 1][0], pRegs[2 * kk + 1][1]};
+    // V tiles read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d
+    // 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of two
+    // 8-wide d tiles.
+    for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
+      auto vf = ldmatrix("%sv", w.add(w.add(w.index(kk * 16), matLow), matRow),
+                         w.add(w.index(dp * 16), matHigh), true);
+      mma(pa, vf[0], vf[1], acc[2 * dp]);
+      mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
     }
   }
   w.line("gpu.barrier");
-  std::string yields, yieldTypes;
-  for (int64_t j = 0; j < dTiles; ++j) {
-    yields += (j ? ", " : "") + acc[j];
-    yieldTypes += (j ? ", " : "") + c;
-  }
+  std::string yields;
+  for (int64_t j = 0; j < dTiles; ++j)
+    for (int64_t e = 0; e < 4; ++e)
+      yields += (yields.empty() ? "" : ", ") + acc[j][e];
   w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
-         lB + " : " + yieldTypes + ", f32, f32, f32, f32");
-  std::string loop = "    %acc:" + std::to_string(dTiles + 4) +
+         lB + " : " + iterTypes);
+  int64_t results = dTiles * 4 + 4;
+  std::string loop = "    %acc:" + std::to_string(results) +
                      " = scf.for %n0 = " + w.index(0) + " to " + kvEnd +
                      " step " + w.index(tile) + " iter_args(" + iterArgs +
                      ") -> (" + iterTypes + ") {\n" + w.takeBody() + "    }\n";
   // Normalize by the row sums (spread over the 4 threads of a row) and store.
-  std::string sumA = "%acc#" + std::to_string(dTiles + 2);
-  std::string sumB = "%acc#" + std::to_string(dTiles + 3);
+  std::string sumA = "%acc#" + std::to_string(results - 2);
+  std::string sumB = "%acc#" + std::to_string(results - 1);
   for (int64_t off : {1, 2}) {
     sumA = w.fbin("addf", sumA, w.shuffle(sumA, off, false));
     sumB = w.fbin("addf", sumB, w.shuffle(sumB, off, false));
@@ -793,21 +815,19 @@ std::string prefillKernel(const KernelKey &key) {
     std::string row = half ? rowB : rowA, inv = half ? invB : invA;
     w.line("scf.if " + w.cmp("ult", row, "%seq") + " {");
     for (int64_t j = 0; j < dTiles; ++j) {
-      std::string x0 = w.let("vector.extract %acc#" + std::to_string(j) + "[" +
-                             std::to_string(half) + ", 0] : f32 from " + c);
-      std::string x1 = w.let("vector.extract %acc#" + std::to_string(j) + "[" +
-                             std::to_string(half) + ", 1] : f32 from " + c);
-      std::string pair = w.let("vector.from_elements " + w.fbin("mulf", x0, inv) +
-                               ", " + w.fbin("mulf", x1, inv) +
-                               " : vector<2xf32>");
+      std::string x0 = w.fbin(
+          "mulf", "%acc#" + std::to_string(j * 4 + 2 * half), inv);
+      std::string x1 = w.fbin(
+          "mulf", "%acc#" + std::to_string(j * 4 + 2 * half + 1), inv);
+      std::string out = w.let("vector.from_elements " + x0 + ", " + x1 +
+                              " : vector<2xf32>");
       if (key.elementType != ElementType::F32)
-        pair = w.let("arith.truncf " + pair + " : vector<2xf32> to vector<2x" +
-                     t + ">");
+        out = w.let("arith.truncf " + out + " : vector<2xf32> to " + pair);
       std::string at = w.add(
           qBase, w.add(w.mul(row, w.index(d)),
                        w.add(w.index(j * 8), w.mul(tc, w.index(2)))));
-      w.line("vector.store " + pair + ", %out[" + at + "] : " + m +
-             ", vector<2x" + t + ">");
+      w.line("vector.store " + out + ", %out[" + at + "] : " + m + ", vector<2x" +
+             t + ">");
     }
     w.line("}");
   }
@@ -849,7 +869,7 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
     want(getAppendName(key), [&] { return appendKernel(key); });
     want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
-    if (key.elementType == ElementType::F16)
+    if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
   }
   if (text.empty())

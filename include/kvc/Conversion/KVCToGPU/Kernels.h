@@ -61,7 +61,7 @@ std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
 /// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
-/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 so far).
+/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16).
 std::string getPrefillName(const KernelKey &key);
 
 /// Appends the kernels of `keys` (every kernel a decode through that key
