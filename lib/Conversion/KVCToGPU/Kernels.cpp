@@ -693,118 +693,148 @@ std::string prefillKernel(const KernelKey &key) {
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
   std::string rowA = w.add(w.add(m0, warpRow), gr);
   std::string rowB = w.add(rowA, w.index(8));
-  std::string iterArgs, iterTypes;
-  std::vector<std::array<std::string, 4>> o(dTiles);
-  for (int64_t j = 0; j < dTiles; ++j)
-    for (int64_t e = 0; e < 4; ++e) {
-      o[j][e] = "%o" + std::to_string(j * 4 + e);
-      iterArgs += (iterArgs.empty() ? "" : ", ") + o[j][e] + " = " + zero;
-      iterTypes += (iterTypes.empty() ? "" : ", ") + std::string("f32");
-    }
-  iterArgs += ", %ma = " + minusInf + ", %mb = " + minusInf + ", %la = " +
-              zero + ", %lb = " + zero;
-  iterTypes += ", f32, f32, f32, f32";
-  // The first key tile is on its way before the loop.
+  int64_t results = dTiles * 4 + 4;
+  std::string iterTypes;
+  for (int64_t i = 0; i < results; ++i)
+    iterTypes += (i ? ", " : "") + std::string("f32");
+  // The first key tile is on its way before the loops.
   stage("%k", kvBase, w.index(0), "%sk", true);
   std::string before = w.takeBody();
 
   // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
-  // K(n+1) while O += P.V(n) is.
-  std::string valuesReady = stage("%v", kvBase, "%n0", "%sv", true);
-  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
-  w.line("gpu.barrier");
-  // K tiles [keys, d] read as they are: matrices (keys 0-7, k 0-7), (keys
-  // 0-7, k 8-15), (keys 8-15, k 0-7), (keys 8-15, k 8-15) are the B operands
-  // of two 8-key tiles.
-  std::vector<std::array<std::string, 4>> sAcc(keyTiles);
-  for (auto &acc : sAcc)
-    acc = {zero, zero, zero, zero};
-  for (int64_t ks = 0; ks < kSteps; ++ks)
-    for (int64_t np = 0; np < keyTiles / 2; ++np) {
-      auto kf = ldmatrix("%sk", w.add(w.add(w.index(np * 16), matHigh), matRow),
-                         w.add(w.index(ks * 16), matLow), false);
-      mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
-      mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
-    }
-  // Scale, mask above the diagonal and past the end, running max per row.
-  std::vector<std::array<std::string, 4>> sv(keyTiles);
-  std::string maxA = minusInf, maxB = minusInf;
-  for (int64_t nt = 0; nt < keyTiles; ++nt)
-    for (int64_t e = 0; e < 4; ++e) {
-      std::string col = w.add(
-          w.add("%n0", w.index(nt * 8 + e % 2)), w.mul(tc, w.index(2)));
-      std::string row = e < 2 ? rowA : rowB;
-      std::string visible = w.let("arith.andi " + w.cmp("ule", col, row) +
-                                  ", " + w.cmp("ult", col, "%seq") + " : i1");
-      sv[nt][e] = w.select(visible, w.fbin("mulf", sAcc[nt][e], scale2),
-                           minusInf, "f32");
-      std::string &mx = e < 2 ? maxA : maxB;
-      mx = w.fbin("maximumf", mx, sv[nt][e]);
-    }
-  for (int64_t off : {1, 2}) {
-    maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
-    maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
-  }
-  std::string mA = w.fbin("maximumf", "%ma", maxA);
-  std::string mB = w.fbin("maximumf", "%mb", maxB);
-  std::string alphaA = w.exp2(w.fbin("subf", "%ma", mA));
-  std::string alphaB = w.exp2(w.fbin("subf", "%mb", mB));
-  std::string lA = w.fbin("mulf", "%la", alphaA);
-  std::string lB = w.fbin("mulf", "%lb", alphaB);
-  // P as A operands: registers (row g, keys 2t..2t+1) and (row g+8, ...) of
-  // each 8-key tile.
-  std::vector<std::array<std::string, 2>> pRegs(keyTiles);
-  for (int64_t nt = 0; nt < keyTiles; ++nt)
-    for (int64_t half = 0; half < 2; ++half) {
-      std::array<std::string, 2> x;
-      for (int64_t e = 0; e < 2; ++e) {
-        std::string p =
-            w.exp2(w.fbin("subf", sv[nt][2 * half + e], half ? mB : mA));
-        std::string &l = half ? lB : lA;
-        l = w.fbin("addf", l, p);
-        x[e] = w.let("arith.truncf " + p + " : f32 to " + t);
+  // K(n+1) while O += P.V(n) is. Tiles left of the diagonal need no mask;
+  // the diagonal tile, last, masks keys after each row and past the end.
+  auto emitTile = [&](StringRef name, bool diagonal) {
+    std::string prefix = "%" + name.str();
+    std::vector<std::array<std::string, 4>> o(dTiles);
+    for (int64_t j = 0; j < dTiles; ++j)
+      for (int64_t e = 0; e < 4; ++e)
+        o[j][e] = prefix + "o" + std::to_string(j * 4 + e);
+    std::string ma = prefix + "ma", mb = prefix + "mb", la = prefix + "la",
+                lb = prefix + "lb", n0 = prefix + "n0";
+    std::string valuesReady = stage("%v", kvBase, n0, "%sv", true);
+    w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
+    w.line("gpu.barrier");
+    // K tiles [keys, d] read as they are: matrices (keys 0-7, k 0-7), (keys
+    // 0-7, k 8-15), (keys 8-15, k 0-7), (keys 8-15, k 8-15) are the B
+    // operands of two 8-key tiles.
+    std::vector<std::array<std::string, 4>> sAcc(keyTiles);
+    for (auto &acc : sAcc)
+      acc = {zero, zero, zero, zero};
+    for (int64_t ks = 0; ks < kSteps; ++ks)
+      for (int64_t np = 0; np < keyTiles / 2; ++np) {
+        auto kf = ldmatrix("%sk",
+                           w.add(w.add(w.index(np * 16), matHigh), matRow),
+                           w.add(w.index(ks * 16), matLow), false);
+        mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
+        mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
       }
-      pRegs[nt][half] = w.let("vector.from_elements " + x[0] + ", " + x[1] +
-                              " : " + pair);
-      if (bf16)
-        pRegs[nt][half] =
-            w.let("llvm.bitcast " + pRegs[nt][half] + " : " + pair + " to i32");
+    // Scale (and mask), running max per row.
+    std::vector<std::array<std::string, 4>> sv(keyTiles);
+    std::string maxA = minusInf, maxB = minusInf;
+    for (int64_t nt = 0; nt < keyTiles; ++nt)
+      for (int64_t e = 0; e < 4; ++e) {
+        sv[nt][e] = w.fbin("mulf", sAcc[nt][e], scale2);
+        if (diagonal) {
+          std::string col = w.add(w.add(n0, w.index(nt * 8 + e % 2)),
+                                  w.mul(tc, w.index(2)));
+          std::string row = e < 2 ? rowA : rowB;
+          std::string visible =
+              w.let("arith.andi " + w.cmp("ule", col, row) + ", " +
+                    w.cmp("ult", col, "%seq") + " : i1");
+          sv[nt][e] = w.select(visible, sv[nt][e], minusInf, "f32");
+        }
+        std::string &mx = e < 2 ? maxA : maxB;
+        mx = w.fbin("maximumf", mx, sv[nt][e]);
+      }
+    for (int64_t off : {1, 2}) {
+      maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
+      maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
     }
-  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
-  w.line("gpu.barrier");
-  stage("%k", kvBase, w.add("%n0", w.index(tile)), "%sk", true);
-  std::vector<std::array<std::string, 4>> acc(dTiles);
-  for (int64_t j = 0; j < dTiles; ++j)
-    for (int64_t e = 0; e < 4; ++e)
-      acc[j][e] = w.fbin("mulf", o[j][e], e < 2 ? alphaA : alphaB);
-  for (int64_t kk = 0; kk < keyTiles / 2; ++kk) {
-    std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
-                                     pRegs[2 * kk + 1][0], pRegs[2 * kk + 1][1]};
-    // V tiles read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d
-    // 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of two
-    // 8-wide d tiles.
-    for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
-      auto vf = ldmatrix("%sv", w.add(w.add(w.index(kk * 16), matLow), matRow),
-                         w.add(w.index(dp * 16), matHigh), true);
-      mma(pa, vf[0], vf[1], acc[2 * dp]);
-      mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
+    std::string mA = w.fbin("maximumf", ma, maxA);
+    std::string mB = w.fbin("maximumf", mb, maxB);
+    std::string alphaA = w.exp2(w.fbin("subf", ma, mA));
+    std::string alphaB = w.exp2(w.fbin("subf", mb, mB));
+    std::string lA = w.fbin("mulf", la, alphaA);
+    std::string lB = w.fbin("mulf", lb, alphaB);
+    // P as A operands: registers (row g, keys 2t..2t+1) and (row g+8, ...)
+    // of each 8-key tile.
+    std::vector<std::array<std::string, 2>> pRegs(keyTiles);
+    for (int64_t nt = 0; nt < keyTiles; ++nt)
+      for (int64_t half = 0; half < 2; ++half) {
+        std::array<std::string, 2> x;
+        for (int64_t e = 0; e < 2; ++e) {
+          std::string p =
+              w.exp2(w.fbin("subf", sv[nt][2 * half + e], half ? mB : mA));
+          std::string &l = half ? lB : lA;
+          l = w.fbin("addf", l, p);
+          x[e] = w.let("arith.truncf " + p + " : f32 to " + t);
+        }
+        pRegs[nt][half] = w.let("vector.from_elements " + x[0] + ", " + x[1] +
+                                " : " + pair);
+        if (bf16)
+          pRegs[nt][half] = w.let("llvm.bitcast " + pRegs[nt][half] + " : " +
+                                  pair + " to i32");
+      }
+    w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
+    w.line("gpu.barrier");
+    if (!diagonal)
+      stage("%k", kvBase, w.add(n0, w.index(tile)), "%sk", true);
+    std::vector<std::array<std::string, 4>> acc(dTiles);
+    for (int64_t j = 0; j < dTiles; ++j)
+      for (int64_t e = 0; e < 4; ++e)
+        acc[j][e] = w.fbin("mulf", o[j][e], e < 2 ? alphaA : alphaB);
+    for (int64_t kk = 0; kk < keyTiles / 2; ++kk) {
+      std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
+                                       pRegs[2 * kk + 1][0],
+                                       pRegs[2 * kk + 1][1]};
+      // V tiles read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d
+      // 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of
+      // two 8-wide d tiles.
+      for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
+        auto vf = ldmatrix("%sv",
+                           w.add(w.add(w.index(kk * 16), matLow), matRow),
+                           w.add(w.index(dp * 16), matHigh), true);
+        mma(pa, vf[0], vf[1], acc[2 * dp]);
+        mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
+      }
     }
-  }
-  w.line("gpu.barrier");
-  std::string yields;
-  for (int64_t j = 0; j < dTiles; ++j)
-    for (int64_t e = 0; e < 4; ++e)
-      yields += (yields.empty() ? "" : ", ") + acc[j][e];
-  w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
-         lB + " : " + iterTypes);
-  int64_t results = dTiles * 4 + 4;
-  std::string loop = "    %acc:" + std::to_string(results) +
-                     " = scf.for %n0 = " + w.index(0) + " to " + kvEnd +
-                     " step " + w.index(tile) + " iter_args(" + iterArgs +
-                     ") -> (" + iterTypes + ") {\n" + w.takeBody() + "    }\n";
+    w.line("gpu.barrier");
+    std::string yields;
+    for (int64_t j = 0; j < dTiles; ++j)
+      for (int64_t e = 0; e < 4; ++e)
+        yields += (yields.empty() ? "" : ", ") + acc[j][e];
+    w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
+           lB + " : " + iterTypes);
+    return w.takeBody();
+  };
+  // `%name:N = scf.for ... iter_args(...)` over [lb, ub) with the tile body.
+  auto emitLoop = [&](StringRef name, StringRef lb, StringRef ub,
+                      const std::vector<std::string> &inits, bool diagonal) {
+    std::string prefix = "%" + name.str(), args;
+    for (int64_t i = 0; i < results; ++i) {
+      std::string arg = i < dTiles * 4
+                            ? prefix + "o" + std::to_string(i)
+                            : prefix + std::vector<std::string>{
+                                           "ma", "mb", "la", "lb"}[i - dTiles * 4];
+      args += (i ? ", " : "") + arg + " = " + inits[i];
+    }
+    std::string body = emitTile(name, diagonal);
+    return "    " + prefix + "acc:" + std::to_string(results) + " = scf.for " +
+           prefix + "n0 = " + lb.str() + " to " + ub.str() + " step " +
+           w.index(tile) + " iter_args(" + args + ") -> (" + iterTypes +
+           ") {\n" + body + "    }\n";
+  };
+  std::vector<std::string> inits(dTiles * 4, zero);
+  inits.insert(inits.end(), {minusInf, minusInf, zero, zero});
+  std::string loop = emitLoop("below", w.index(0), m0, inits, false);
+  std::vector<std::string> carried;
+  for (int64_t i = 0; i < results; ++i)
+    carried.push_back("%belowacc#" + std::to_string(i));
+  loop += emitLoop("diag", m0, kvEnd, carried, true);
   // Normalize by the row sums (spread over the 4 threads of a row) and store.
-  std::string sumA = "%acc#" + std::to_string(results - 2);
-  std::string sumB = "%acc#" + std::to_string(results - 1);
+  std::string sumA = "%diagacc#" + std::to_string(results - 2);
+  std::string sumB = "%diagacc#" + std::to_string(results - 1);
   for (int64_t off : {1, 2}) {
     sumA = w.fbin("addf", sumA, w.shuffle(sumA, off, false));
     sumB = w.fbin("addf", sumB, w.shuffle(sumB, off, false));
@@ -816,9 +846,9 @@ std::string prefillKernel(const KernelKey &key) {
     w.line("scf.if " + w.cmp("ult", row, "%seq") + " {");
     for (int64_t j = 0; j < dTiles; ++j) {
       std::string x0 = w.fbin(
-          "mulf", "%acc#" + std::to_string(j * 4 + 2 * half), inv);
+          "mulf", "%diagacc#" + std::to_string(j * 4 + 2 * half), inv);
       std::string x1 = w.fbin(
-          "mulf", "%acc#" + std::to_string(j * 4 + 2 * half + 1), inv);
+          "mulf", "%diagacc#" + std::to_string(j * 4 + 2 * half + 1), inv);
       std::string out = w.let("vector.from_elements " + x0 + ", " + x1 +
                               " : vector<2xf32>");
       if (key.elementType != ElementType::F32)
