@@ -63,8 +63,9 @@ std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
 std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
-/// Query rows of one prefill block.
-constexpr int64_t kPrefillRows = 64;
+/// Query rows and threads of one prefill block.
+constexpr int64_t kPrefillRows = 128;
+constexpr int64_t kPrefillThreads = 256;
 
 } // namespace kvc::rt
 
