@@ -710,9 +710,8 @@ std::string prefillKernel(const KernelKey &key) {
   std::string before = w.takeBody();
 
   // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
-  // K(n+1) while O += P.V(n) is. Tiles left of the block's rows need no
-  // mask; the two diagonal tiles, last, mask keys after each row and past
-  // the end.
+  // K(n+1) while O += P.V(n) is. Tiles left of the diagonal need no mask;
+  // the diagonal tile, last, masks keys after each row and past the end.
   auto emitTile = [&](StringRef name, bool diagonal) {
     std::string prefix = "%" + name.str();
     std::vector<std::array<std::string, 4>> o(dTiles);
@@ -787,13 +786,8 @@ std::string prefillKernel(const KernelKey &key) {
       }
     w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
     w.line("gpu.barrier");
-    // The diagonal spans two key tiles: only the last has no next one.
-    std::string next = w.add(n0, w.index(tile));
-    if (diagonal)
-      w.line("scf.if " + w.cmp("ult", next, kvEnd) + " {");
-    stage("%k", kvBase, next, "%sk", true);
-    if (diagonal)
-      w.line("}");
+    if (!diagonal)
+      stage("%k", kvBase, w.add(n0, w.index(tile)), "%sk", true);
     std::vector<std::array<std::string, 4>> acc(dTiles);
     for (int64_t j = 0; j < dTiles; ++j)
       for (int64_t e = 0; e < 4; ++e)
