@@ -175,8 +175,7 @@ bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
   return true;
 }
 
-bool Device::launch(const std::string &kernel, Grid grid, void **args,
-                    int64_t threads) {
+bool Device::launch(const std::string &kernel, Grid grid, void **args) {
   void *function = nullptr;
   if (!this->function(kernel, &function))
     return false;
@@ -185,8 +184,7 @@ bool Device::launch(const std::string &kernel, Grid grid, void **args,
   KVC_CHECK(cuLaunchKernel(static_cast<CUfunction>(function),
                            static_cast<unsigned>(grid.x),
                            static_cast<unsigned>(grid.y),
-                           static_cast<unsigned>(grid.z),
-                           static_cast<unsigned>(threads), 1, 1, 0,
+                           static_cast<unsigned>(grid.z), kBlockSize, 1, 1, 0,
                            static_cast<CUstream>(stream_), args, nullptr),
             kernel);
   return true;
@@ -375,7 +373,7 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   args.f32(scale);
   return launch(prefillKernel(headDim, qHeads / kvHeads, type),
                 {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},
-                args.data(), kPrefillThreads);
+                args.data());
 }
 
 bool Device::copyLengths(const Cache &cache, DevicePtr out) {

@@ -570,8 +570,8 @@ std::string decodeCombineKernel(const KernelKey &key) {
 }
 
 /// Causal flash attention over whole sequences on the tensor cores
-/// (mma.sync m16n8k16, f16 or bf16 operands, f32 accumulation): a block of 8
-/// warps takes 128 query rows of one head, each warp 16, and walks 64-row
+/// (mma.sync m16n8k16, f16 or bf16 operands, f32 accumulation): a block of 4
+/// warps takes 64 query rows of one head, each warp 16, and walks 64-row
 /// key/value tiles up to the diagonal with an online softmax in registers.
 /// The fragments follow the PTX m16n8k16 layouts: thread (g = lane/4,
 /// t = lane%4) holds rows g and g+8, columns 2t and 2t+1 of each 8-column
@@ -582,8 +582,6 @@ std::string prefillKernel(const KernelKey &key) {
   const std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group;
   const int64_t tile = 64, stride = d + 8; // padded rows: no bank conflicts
-  // 8 warps of 16 query rows share each key/value tile.
-  const int64_t rows = kPrefillRows, threads = rows / 16 * kWarp;
   const int64_t kSteps = d / 16, dTiles = d / 8, keyTiles = tile / 8;
   const bool bf16 = key.elementType == ElementType::BF16;
   const std::string smemType = "memref<" + std::to_string(tile) + "x" +
@@ -597,8 +595,7 @@ std::string prefillKernel(const KernelKey &key) {
       ", %v: " + m + ", %out: " + m +
       ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
       ", %sv: " + smemType +
-      ") kernel attributes {known_block_size = array<i32: " +
-      std::to_string(threads) + ", 1, 1>} {\n";
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   // Four operand registers of one ldmatrix x4.
   auto ldmatrix = [&](StringRef smem, StringRef row, StringRef col,
                       bool transpose) {
@@ -647,7 +644,7 @@ std::string prefillKernel(const KernelKey &key) {
   std::string qBase = w.mul(w.mul(w.add(w.mul(b, nh), h), "%seq"), w.index(d));
   std::string kvBase =
       w.mul(w.mul(w.add(w.mul(b, nkv), hk), "%seq"), w.index(d));
-  std::string m0 = w.mul(bx, w.index(rows));
+  std::string m0 = w.mul(bx, w.index(tile));
   std::string last = w.let("arith.subi %seq, " + w.index(1) + " : index");
   // Copies rows [first, first + 64) of a [seq, D] matrix into shared memory,
   // 16 bytes a thread at a time, with cp.async when `async`; rows past the
@@ -655,9 +652,9 @@ std::string prefillKernel(const KernelKey &key) {
   auto stage = [&](StringRef src, StringRef base, StringRef first,
                    StringRef dst, bool async) {
     std::string tokens;
-    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / threads;
+    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
          ++chunk) {
-      std::string idx = w.add(w.index(chunk * threads), tid);
+      std::string idx = w.add(w.index(chunk * kBlockSize), tid);
       std::string row = w.div(idx, w.index(d / kVectorWidth));
       std::string col = w.mul(w.rem(idx, w.index(d / kVectorWidth)),
                               w.index(kVectorWidth));
@@ -683,20 +680,15 @@ std::string prefillKernel(const KernelKey &key) {
 
   // Q fragments (A operands), staged through %sk: matrices (rows 0-7, k
   // 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
-  // The first 64 rows go through %sk, the next 64 through %sv.
   stage("%q", qBase, m0, "%sk", false);
-  stage("%q", qBase, w.add(m0, w.index(tile)), "%sv", false);
   w.line("gpu.barrier");
   std::string warpRow = w.mul(warp, w.index(16));
-  std::string upper = w.cmp("ult", warp, w.index(tile / 16));
-  std::string qStage = w.select(upper, "%sk", "%sv", smemType);
-  std::string qRow = w.rem(warpRow, w.index(tile));
   std::vector<std::array<std::string, 4>> qFrag;
   for (int64_t ks = 0; ks < kSteps; ++ks)
-    qFrag.push_back(ldmatrix(qStage, w.add(w.add(qRow, matLow), matRow),
+    qFrag.push_back(ldmatrix("%sk", w.add(w.add(warpRow, matLow), matRow),
                              w.add(w.index(ks * 16), matHigh), false));
   w.line("gpu.barrier");
-  std::string kvEnd = w.min("%seq", w.add(m0, w.index(rows)));
+  std::string kvEnd = w.min("%seq", w.add(m0, w.index(tile)));
   std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
   std::string rowA = w.add(w.add(m0, warpRow), gr);

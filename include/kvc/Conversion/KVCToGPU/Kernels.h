@@ -16,10 +16,8 @@
 
 namespace mlir::kvc::kernels {
 
-/// Threads per block of every kvc kernel but prefill.
+/// Threads per block of every kvc kernel.
 constexpr int64_t kBlockSize = 128;
-/// Query rows of a prefill block (8 warps of 16 rows: 256 threads).
-constexpr int64_t kPrefillRows = 128;
 /// Elements one thread moves per access: 16 bytes of bf16/f16.
 constexpr int64_t kVectorWidth = 8;
 
@@ -62,7 +60,7 @@ std::string getDecodeSplitName(const KernelKey &key);
 std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
-/// (ceil(seq/128), Hq, B), 256 threads; causal attention of [B, Hq, seq, D] queries over
+/// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
 /// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16).
 std::string getPrefillName(const KernelKey &key);
 

@@ -63,9 +63,8 @@ std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
 std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
-/// Query rows and threads of one prefill block.
-constexpr int64_t kPrefillRows = 128;
-constexpr int64_t kPrefillThreads = 256;
+/// Query rows of one prefill block.
+constexpr int64_t kPrefillRows = 64;
 
 } // namespace kvc::rt
 

@@ -106,8 +106,7 @@ private:
   bool fail(const std::string &message);
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
-  bool launch(const std::string &kernel, Grid grid, void **args,
-              int64_t threads = kBlockSize);
+  bool launch(const std::string &kernel, Grid grid, void **args);
   /// Blocks of `kernel` one multiprocessor runs at once.
   bool residentBlocks(const std::string &kernel, int64_t *blocks);
   bool ensureWorkspace(int64_t bytes);
