@@ -30,7 +30,10 @@ for step in "${@:-test bench}"; do
     sanitize)
       /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 1 \
         python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
-        --kernels $kernels 2>&1 | tail -20 | tee "$out/sanitize.log" ;;
+        --kernels $kernels 2>&1 | tail -20 | tee "$out/sanitize.log"
+      /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 1 \
+        python3 test/Integration/CUDA/prefill-attention.py --quick --runtime $rt \
+        --kernels $kernels 2>&1 | tail -20 | tee -a "$out/sanitize.log" ;;
     bench)
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/bench.log" ;;
