@@ -58,7 +58,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   }
   plan.split = {plan.splits, kvHeads * chunks, batch};
   int64_t queryRows = batch * kvHeads * group * rows;
-  plan.counters = batch * kvHeads * chunks;
+  plan.combine = {queryRows, 1, 1};
   plan.partialOut = queryRows * plan.splits * headDim;
   plan.partialMaxSum = queryRows * plan.splits * 2;
   return plan;
@@ -94,5 +94,8 @@ std::string prefillKernel(int64_t headDim, int64_t group, DType type) {
          std::to_string(group) + "_" + name(type);
 }
 
+std::string decodeCombineKernel(int64_t headDim, DType type) {
+  return "kvc_decode_combine_d" + std::to_string(headDim) + "_" + name(type);
+}
 
 } // namespace kvc::rt

@@ -118,8 +118,6 @@ Device::~Device() {
   cuCtxSetCurrent(static_cast<CUcontext>(context_));
   if (workspace_)
     cuMemFree(workspace_);
-  if (counters_)
-    cuMemFree(counters_);
   if (status_)
     cuMemFree(status_);
   if (module_)
@@ -252,22 +250,6 @@ bool Device::ensureWorkspace(int64_t bytes) {
   return true;
 }
 
-bool Device::ensureCounters(int64_t count) {
-  if (count <= countersSize_)
-    return true;
-  if (counters_) {
-    KVC_CHECK(cuMemFree(counters_), "");
-    counters_ = 0;
-    countersSize_ = 0;
-  }
-  CUdeviceptr ptr;
-  KVC_CHECK(cuMemAlloc(&ptr, count * sizeof(int32_t)), "");
-  counters_ = ptr;
-  KVC_CHECK(cuMemsetD32(counters_, 0, count), "");
-  countersSize_ = count;
-  return true;
-}
-
 bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
                     DevicePtr positions, int64_t rows) {
   const CacheLayout &c = cache.layout();
@@ -338,8 +320,7 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
     return false;
   DecodePlan plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
                                maxKeys, resident * multiprocessors_);
-  if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4) ||
-      !ensureCounters(plan.counters))
+  if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
     return false;
   DevicePtr partialOut = workspace_;
   DevicePtr partialMaxSum = workspace_ + plan.partialOut * 4;
@@ -353,14 +334,20 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.memref(positions, c.batch);
   args.memref(partialOut, plan.partialOut);
   args.memref(partialMaxSum, plan.partialMaxSum);
-  args.memref(out, queryElements);
-  args.memref(counters_, plan.counters);
   args.index(rows);
   args.index(c.capacity);
   args.index(plan.splitLen);
   args.index(plan.splits);
   args.f32(scale);
-  return launch(split, plan.split, args.data());
+  if (!launch(split, plan.split, args.data()))
+    return false;
+  Args combine;
+  combine.memref(partialOut, plan.partialOut);
+  combine.memref(partialMaxSum, plan.partialMaxSum);
+  combine.memref(out, queryElements);
+  combine.index(plan.splits);
+  return launch(decodeCombineKernel(c.headDim, c.type), plan.combine,
+                combine.data());
 }
 
 bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,

@@ -71,8 +71,8 @@ TEST(PlanDecode, QueryChunksAndWorkspace) {
   int64_t queryRows = 3 * 32 * 2;
   EXPECT_EQ(plan.partialOut, queryRows * plan.splits * 64);
   EXPECT_EQ(plan.partialMaxSum, queryRows * plan.splits * 2);
-  // One finished-split counter per (sequence, kv head, query chunk).
-  EXPECT_EQ(plan.counters, 3 * 1 * 8);
+  // One combine block per query row.
+  EXPECT_EQ(plan.combine.x, queryRows);
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {
@@ -95,6 +95,7 @@ TEST(Shapes, HeadDimsAndGroups) {
 TEST(Names, MatchTheCompiler) {
   EXPECT_EQ(appendKernel(128, DType::BF16), "kvc_append_d128_bf16");
   EXPECT_EQ(decodeSplitKernel(64, 4, DType::F16), "kvc_decode_split_d64_g4_f16");
+  EXPECT_EQ(decodeCombineKernel(128, DType::F32), "kvc_decode_combine_d128_f32");
   EXPECT_STREQ(kSetLengthsKernel, "kvc_set_lengths");
   EXPECT_EQ(queriesPerBlock(4), 4);
   EXPECT_EQ(queriesPerBlock(32), 8);

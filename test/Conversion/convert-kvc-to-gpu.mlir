@@ -35,6 +35,7 @@
 // CHECK: gpu.module @kvc_kernels
 // CHECK-DAG: gpu.func @kvc_append_d128_bf16(
 // CHECK-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
+// CHECK-DAG: gpu.func @kvc_decode_combine_d128_bf16(
 // CHECK-DAG: gpu.func @kvc_set_lengths(
 
 // BIN: gpu.binary @kvc_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a">, properties = {{.+}}, bin = "

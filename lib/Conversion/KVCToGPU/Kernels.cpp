@@ -58,6 +58,11 @@ std::string mlir::kvc::kernels::getPrefillName(const KernelKey &key) {
       .str();
 }
 
+std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
+  return ("kvc_decode_combine_d" + Twine(key.headDim) + "_" +
+          getName(key.elementType))
+      .str();
+}
 
 namespace {
 
@@ -309,88 +314,6 @@ RowState merge(Writer &w, const RowState &state, const RowState &other) {
   return {m, sum, acc};
 }
 
-/// Text that merges the `num_splits` partial results of query row `row`
-/// into `%out`: threads with the same `part` (of D/8) own 8 output
-/// elements, and each of the 128/(D/8) `sides` merges every sides-th split,
-/// kUnroll at a time with their loads first; then side 0 merges the sides
-/// through shared memory. `name` keeps the loop's names apart.
-std::string combineRow(Writer &w, const KernelKey &key, StringRef row,
-                       StringRef tid, StringRef name, StringRef sml,
-                       StringRef sacc) {
-  const int64_t d = key.headDim, lanes = d / kVectorWidth;
-  const int64_t sides = kBlockSize / lanes;
-  const std::string vf = "vector<8xf32>";
-  const std::string smlType = "memref<" + std::to_string(sides * 2) +
-                              "xf32, #gpu.address_space<workgroup>>";
-  const std::string saccType = "memref<" + std::to_string(sides * d) +
-                               "xf32, #gpu.address_space<workgroup>>";
-  std::string side = w.div(tid, w.index(lanes)), part = w.rem(tid, w.index(lanes));
-  std::string offset = w.mul(part, w.index(kVectorWidth));
-  std::string zero = w.f32("0.0"), minusInf = w.f32("-1.0e+30");
-  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
-  std::string base = w.mul(row, "%num_splits");
-  std::string before = w.takeBody();
-  std::string p = "%" + name.str();
-  RowState state = {p + "m", p + "l", p + "a"};
-  std::vector<RowState> loaded;
-  for (int64_t u = 0; u < kUnroll; ++u) {
-    std::string split = w.add(p + "sp", w.index(u * sides));
-    std::string valid = w.cmp("ult", split, "%num_splits");
-    std::string entry =
-        w.add(base, w.select(valid, split, w.index(0), "index"));
-    std::string at = w.mul(entry, w.index(2));
-    RowState o = {
-        w.let("memref.load %pml[" + at + "] : memref<?xf32>"),
-        w.let("memref.load %pml[" + w.add(at, w.index(1)) + "] : memref<?xf32>"),
-        w.let("vector.load %po[" + w.add(w.mul(entry, w.index(d)), offset) +
-              "] : memref<?xf32>, " + vf)};
-    loaded.push_back({w.select(valid, o.max, minusInf, "f32"),
-                      w.select(valid, o.sum, zero, "f32"),
-                      w.select(valid, o.acc, zeros, vf)});
-  }
-  for (const RowState &o : loaded)
-    state = merge(w, state, o);
-  w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
-         " : f32, f32, " + vf);
-  std::string loop = "    " + p + "st:3 = scf.for " + p + "sp = " + side +
-                     " to %num_splits step " + w.index(sides * kUnroll) +
-                     " iter_args(" + p + "m = " + minusInf + ", " + p +
-                     "l = " + zero + ", " + p + "a = " + zeros +
-                     ") -> (f32, f32, " + vf + ") {\n" + w.takeBody() +
-                     "    }\n";
-  w.line("vector.store " + p + "st#2, " + sacc.str() + "[" +
-         w.add(w.mul(side, w.index(d)), offset) + "] : " + saccType + ", " + vf);
-  std::string at = w.mul(side, w.index(2));
-  w.line("memref.store " + p + "st#0, " + sml.str() + "[" + at + "] : " +
-         smlType);
-  w.line("memref.store " + p + "st#1, " + sml.str() + "[" +
-         w.add(at, w.index(1)) + "] : " + smlType);
-  w.line("gpu.barrier");
-  w.line("scf.if " + w.cmp("eq", side, w.index(0)) + " {");
-  RowState total;
-  for (int64_t i = 0; i < sides; ++i) {
-    RowState o = {
-        w.let("memref.load " + sml.str() + "[" + w.index(2 * i) + "] : " +
-              smlType),
-        w.let("memref.load " + sml.str() + "[" + w.index(2 * i + 1) + "] : " +
-              smlType),
-        w.let("vector.load " + sacc.str() + "[" +
-              w.add(w.index(i * d), offset) + "] : " + saccType + ", " + vf)};
-    total = i ? merge(w, total, o) : o;
-  }
-  // A row that attended to nothing comes out zero.
-  std::string positive = w.let("arith.cmpf ogt, " + total.sum + ", " + zero +
-                               " : f32");
-  std::string inverse = w.select(
-      positive, w.fbin("divf", w.f32("1.0"), total.sum), zero, "f32");
-  w.storeRow(w.fbin("mulf", total.acc, w.splat(inverse), vf), "%out",
-             w.add(w.mul(row, w.index(d)), offset));
-  w.line("}");
-  // The shared memory is used again for the next row.
-  w.line("gpu.barrier");
-  return before + loop + w.takeBody();
-}
-
 std::string decodeSplitKernel(const KernelKey &key) {
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
@@ -401,19 +324,13 @@ std::string decodeSplitKernel(const KernelKey &key) {
       "  gpu.func @" + getDecodeSplitName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m +
       ", %lengths: memref<?xi32>, %positions: memref<?xi32>, %po: "
-      "memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
-      ", %counters: memref<?xi32>, %rows: index, %capacity: index, "
+      "memref<?xf32>, %pml: memref<?xf32>, %rows: index, %capacity: index, "
       "%split_len: index, %num_splits: index, %scale: f32) workgroup(%sml: "
       "memref<" +
       std::to_string(kWarps * q * 2) +
       "xf32, #gpu.address_space<workgroup>>, %sacc: memref<" +
       std::to_string(kWarps * q * d) +
-      "xf32, #gpu.address_space<workgroup>>, %scml: memref<" +
-      std::to_string(kBlockSize / lanes * 2) +
-      "xf32, #gpu.address_space<workgroup>>, %scacc: memref<" +
-      std::to_string(kBlockSize / lanes * d) +
-      "xf32, #gpu.address_space<workgroup>>, %sflag: memref<1xi32, "
-      "#gpu.address_space<workgroup>>) kernel attributes "
+      "xf32, #gpu.address_space<workgroup>>) kernel attributes "
       "{known_block_size = array<i32: 128, 1, 1>} {\n";
   std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
               b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),
@@ -568,46 +485,88 @@ std::string decodeSplitKernel(const KernelKey &key) {
     w.line("memref.store " + s.sum + ", %pml[" + w.add(at, w.index(1)) +
            "] : memref<?xf32>");
   }
-  // This block's partials reach the whole GPU before it is counted.
-  w.line("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
   w.line("}");
-  // The last block of a (sequence, kv head, query chunk) to finish merges
-  // the splits: no second kernel, and no second launch in a decode step.
-  w.line("gpu.barrier");
-  std::string counter = w.add(w.mul(b, ny), yid);
-  std::string flagType = "memref<1xi32, #gpu.address_space<workgroup>>";
-  w.line("scf.if " + w.cmp("eq", tid, w.index(0)) + " {");
-  std::string done = w.let("memref.atomic_rmw addi " + w.i32(1) +
-                           ", %counters[" + counter +
-                           "] : (i32, memref<?xi32>) -> i32");
-  std::string lastSplit = w.let(
-      "arith.index_cast " +
-      w.let("arith.subi %num_splits, " + w.index(1) + " : index") +
-      " : index to i32");
-  std::string isLast = w.cmp("eq", done, lastSplit, "i32");
-  w.line("memref.store " + w.let("arith.extui " + isLast + " : i1 to i32") +
-         ", %sflag[" + w.index(0) + "] : " + flagType);
-  w.line("}");
-  w.line("gpu.barrier");
-  std::string flag = w.let("memref.load %sflag[" + w.index(0) + "] : " +
-                           flagType);
-  w.line("scf.if " + w.cmp("ne", flag, w.i32(0), "i32") + " {");
-  w.line("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
   std::string after = w.takeBody();
-  for (int64_t i = 0; i < q; ++i) {
-    std::string hq = w.add(headBase, w.index(i));
-    std::string row = w.add(w.mul(w.add(w.mul(b, qHeads), hq), "%rows"), t);
-    after += combineRow(w, key, row, tid, "c" + std::to_string(i), "%scml",
-                        "%scacc");
-  }
-  // Ready for the next launch.
-  w.line("scf.if " + w.cmp("eq", tid, w.index(0)) + " {");
-  w.line("memref.store " + w.i32(0) + ", %counters[" + counter +
-         "] : memref<?xi32>");
-  w.line("}");
-  w.line("}");
-  after += w.takeBody();
   return w.finish(header, before + loopHeader + loopBody + "    }\n" + after);
+}
+
+std::string decodeCombineKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  std::string m = memrefOf(key.elementType);
+  const int64_t d = key.headDim, lanes = d / kVectorWidth;
+  // Threads with the same `part` own the same 8 output elements; the
+  // `sides` groups of them each merge every sides-th split.
+  const int64_t sides = kBlockSize / lanes;
+  const std::string vf = "vector<8xf32>";
+  std::string smem = "memref<" + std::to_string(sides * 2) +
+                     "xf32, #gpu.address_space<workgroup>>";
+  std::string sacc = "memref<" + std::to_string(sides * d) +
+                     "xf32, #gpu.address_space<workgroup>>";
+  std::string header =
+      "  gpu.func @" + getDecodeCombineName(key) +
+      "(%po: memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
+      ", %num_splits: index) workgroup(%sml: " + smem +
+      ", %sacc: " + sacc +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string row = w.let("gpu.block_id x"), tid = w.let("gpu.thread_id x");
+  std::string side = w.div(tid, w.index(lanes)), part = w.rem(tid, w.index(lanes));
+  std::string offset = w.mul(part, w.index(kVectorWidth));
+  std::string zero = w.f32("0.0"), minusInf = w.f32("-1.0e+30");
+  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
+  std::string base = w.mul(row, "%num_splits");
+  std::string before = w.takeBody();
+  // Each thread merges kUnroll of its splits per step, loads first.
+  RowState state = {"%m", "%l", "%a"};
+  std::vector<RowState> loaded;
+  for (int64_t u = 0; u < kUnroll; ++u) {
+    std::string split = w.add("%sp", w.index(u * sides));
+    std::string valid = w.cmp("ult", split, "%num_splits");
+    std::string entry =
+        w.add(base, w.select(valid, split, w.index(0), "index"));
+    std::string at = w.mul(entry, w.index(2));
+    RowState o = {
+        w.let("memref.load %pml[" + at + "] : memref<?xf32>"),
+        w.let("memref.load %pml[" + w.add(at, w.index(1)) + "] : memref<?xf32>"),
+        w.let("vector.load %po[" + w.add(w.mul(entry, w.index(d)), offset) +
+              "] : memref<?xf32>, " + vf)};
+    loaded.push_back({w.select(valid, o.max, minusInf, "f32"),
+                      w.select(valid, o.sum, zero, "f32"),
+                      w.select(valid, o.acc, zeros, vf)});
+  }
+  for (const RowState &o : loaded)
+    state = merge(w, state, o);
+  w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
+         " : f32, f32, " + vf);
+  std::string loop = "    %st:3 = scf.for %sp = " + side + " to %num_splits step " +
+                     w.index(sides * kUnroll) + " iter_args(%m = " + minusInf +
+                     ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
+                     vf + ") {\n" + w.takeBody() + "    }\n";
+  w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +
+         "] : " + sacc + ", " + vf);
+  std::string at = w.mul(side, w.index(2));
+  w.line("memref.store %st#0, %sml[" + at + "] : " + smem);
+  w.line("memref.store %st#1, %sml[" + w.add(at, w.index(1)) + "] : " + smem);
+  w.line("gpu.barrier");
+  w.line("scf.if " + w.cmp("eq", side, w.index(0)) + " {");
+  RowState total;
+  for (int64_t i = 0; i < sides; ++i) {
+    std::string a = w.index(2 * i);
+    RowState o = {
+        w.let("memref.load %sml[" + a + "] : " + smem),
+        w.let("memref.load %sml[" + w.index(2 * i + 1) + "] : " + smem),
+        w.let("vector.load %sacc[" + w.add(w.index(i * d), offset) + "] : " +
+              sacc + ", " + vf)};
+    total = i ? merge(w, total, o) : o;
+  }
+  // A row that attended to nothing comes out zero.
+  std::string positive = w.let("arith.cmpf ogt, " + total.sum + ", " + zero +
+                               " : f32");
+  std::string inverse = w.select(
+      positive, w.fbin("divf", w.f32("1.0"), total.sum), zero, "f32");
+  w.storeRow(w.fbin("mulf", total.acc, w.splat(inverse), vf), "%out",
+             w.add(w.mul(row, w.index(d)), offset));
+  w.line("}");
+  return w.finish(header, before + loop + w.takeBody());
 }
 
 /// Causal flash attention over whole sequences on the tensor cores
@@ -939,6 +898,7 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
              << key.headDim << ", group " << key.group;
     want(getAppendName(key), [&] { return appendKernel(key); });
     want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
+    want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
     if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
   }

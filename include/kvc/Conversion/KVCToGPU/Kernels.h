@@ -46,16 +46,18 @@ std::string getAppendName(const KernelKey &key);
 /// status[0] = 2 unless 0 <= source[b] <= length[b].
 std::string getSetLengthsName();
 /// `kvc_decode_split_d{D}_g{G}_{T}(query, keys, values, lengths, positions,
-///     partial_out, partial_max_sum, out, counters, rows, capacity,
-///     split_len, num_splits, scale)`: grid (num_splits, Hkv * G * rows / Q,
-/// B), Q = getQueriesPerBlock(G). Each block runs online softmax over its
-/// split of the cache for Q query rows that share a key/value head and
-/// writes an unnormalized partial output [B, Hq, rows, num_splits, D] and its
-/// running max and sum [..., num_splits, 2] (log2 domain) in f32; the last
-/// block of each (sequence, grid row) to finish, counted in `counters`
-/// [B * grid.y] i32 (zero before the launch, zero again after it), merges the
-/// splits into `out`.
+///     partial_out, partial_max_sum, rows, capacity, split_len, num_splits,
+///     scale)`: grid (num_splits, Hkv * G * rows / Q, B), Q =
+/// getQueriesPerBlock(G); each block runs online softmax over its split of
+/// the cache for Q query rows that share a key/value head and writes an
+/// unnormalized partial output [B, Hq, rows, num_splits, D] and its running
+/// max and sum [..., num_splits, 2] (log2 domain) in f32.
 std::string getDecodeSplitName(const KernelKey &key);
+/// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out,
+///     num_splits)`: grid (B*Hq*rows); block r merges the splits
+/// of query row r into `out`, its threads splitting the splits 128/(D/8)
+/// ways.
+std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
 /// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over

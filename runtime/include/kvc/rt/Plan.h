@@ -29,15 +29,13 @@ struct Grid {
 };
 
 /// A split-KV decode: each of `splits` blocks per query chunk attends over
-/// `splitLen` cache rows; the last block of each chunk to finish merges the
-/// splits.
+/// `splitLen` cache rows; a combine step (one block per query row) merges
+/// the splits.
 struct DecodePlan {
   int64_t splits = 1, splitLen = 1;
-  Grid split;
+  Grid split, combine;
   /// f32 elements of the partial outputs and of the running max/sum pairs.
   int64_t partialOut = 0, partialMaxSum = 0;
-  /// i32 counters of finished splits, one per (sequence, grid row).
-  int64_t counters = 0;
 };
 
 /// Plans a decode of `rows` new query rows per sequence for `batch`
@@ -62,6 +60,7 @@ std::string checkShapes(int64_t headDim, int64_t group);
 /// Kernel names, as the kvc compiler writes them.
 std::string appendKernel(int64_t headDim, DType type);
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
+std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 /// Query rows of one prefill block.

@@ -110,14 +110,12 @@ private:
   /// Blocks of `kernel` one multiprocessor runs at once.
   bool residentBlocks(const std::string &kernel, int64_t *blocks);
   bool ensureWorkspace(int64_t bytes);
-  /// Zeroed i32 counters; kernels leave them zero.
-  bool ensureCounters(int64_t count);
   bool checkCache(const Cache &cache);
 
   void *context_ = nullptr, *module_ = nullptr, *stream_ = nullptr;
   int device_ = 0, multiprocessors_ = 0;
-  DevicePtr status_ = 0, workspace_ = 0, counters_ = 0;
-  int64_t workspaceBytes_ = 0, countersSize_ = 0;
+  DevicePtr status_ = 0, workspace_ = 0;
+  int64_t workspaceBytes_ = 0;
   std::map<std::string, void *> functions_;
   std::map<std::string, int64_t> residents_;
   std::string error_;
