@@ -14,11 +14,14 @@
 // MLIR-DAG: gpu.func @kvc_set_lengths(
 // MLIR-DAG: gpu.func @kvc_append_d128_bf16(
 // MLIR-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
+// MLIR-DAG: gpu.func @kvc_prefill_d128_g4_bf16(
 // MLIR-DAG: gpu.func @kvc_decode_combine_d128_bf16(
 
 // NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f16(
 // NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f32(
 // NAMES-DAG: gpu.func @kvc_append_d64_f32(
+// NAMES-DAG: gpu.func @kvc_prefill_d64_g32_f16(
+// NAMES-NOT: gpu.func @kvc_prefill_d64_g32_f32(
 // NAMES-DAG: gpu.func @kvc_decode_combine_d64_f16(
 
 // PTX: .target sm_90a
@@ -26,6 +29,9 @@
 // PTX: ld.global.v4.b32
 // PTX: shfl.sync.bfly
 // PTX: ex2.approx
+// PTX: .entry kvc_prefill_d128_g4_bf16(
+// PTX: cp.async
+// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 
 // BAD: kvc GPU kernels need a head dim that is a multiple of 8 up to 256 and a query group of at most 8 or a multiple of 8; found head dim 60
 // TYPE: kvc-kernels: error: unknown element type 'f64' (bf16, f16, f32)
