@@ -21,8 +21,9 @@
 // NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f32(
 // NAMES-DAG: gpu.func @kvc_append_d64_f32(
 // NAMES-DAG: gpu.func @kvc_prefill_d64_g32_f16(
-// NAMES-NOT: gpu.func @kvc_prefill_d64_g32_f32(
 // NAMES-DAG: gpu.func @kvc_decode_combine_d64_f16(
+// RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f32 | FileCheck %s --check-prefix=F32
+// F32-NOT: gpu.func @kvc_prefill_
 
 // PTX: .target sm_90a
 // PTX: .entry kvc_decode_split_d128_g4_bf16(
