@@ -223,4 +223,14 @@ void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
                           c->cache->layout().capacity, scale);
 }
 
+void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
+                                 void *out, int64_t batch, int64_t q_heads,
+                                 int64_t kv_heads, int64_t seq,
+                                 int64_t head_dim, int32_t type, float scale) {
+  if (kvc_rt_device *d = ready())
+    kvc_rt_prefill_attention(d, address(query), address(key), address(value),
+                             address(out), batch, q_heads, kv_heads, seq,
+                             head_dim, type, scale);
+}
+
 } // extern "C"

@@ -48,6 +48,8 @@ class Runtime:
         lib.kvc_rt_op_truncate.argtypes = [vp, vp]
         lib.kvc_rt_op_lengths.argtypes = [vp, vp]
         lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float]
+        lib.kvc_rt_op_prefill_attention.argtypes = [vp, vp, vp, vp, i64, i64, i64, i64, i64,
+                                                    ctypes.c_int32, ctypes.c_float]
         # Tensors a wrapped cache points into, kept alive with the cache.
         self._wrapped = {}
         handle = vp()

@@ -76,11 +76,37 @@ func.func @lengths(%c: !kvc.cache<?x2x16x64xf16>) -> tensor<?xi32> {
 
 // -----
 
-// Tests that full-sequence attention is refused, by name, until it has a GPU
-// kernel.
+// Tests that causal prefill attention becomes a runtime call on the
+// tensor-core kernel, with the batch and sequence from the query's shape.
 
-func.func @prefill(%q: tensor<1x4x8x64xf16>) -> tensor<1x4x8x64xf16> {
-  // expected-error @+1 {{'kvc.attention' op has no GPU lowering yet: full-sequence attention (prefill) runs on the CPU pipeline only}}
-  %o = kvc.attention %q, %q, %q {causal} : tensor<1x4x8x64xf16>, tensor<1x4x8x64xf16>
+// CHECK-LABEL: func.func @prefill(
+// CHECK-SAME: %[[Q:[^:]+]]: tensor<?x8x?x64xbf16>, %[[K:[^:]+]]: tensor<?x2x?x64xbf16>
+// CHECK: %[[OUT:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x8x?x64xbf16>
+// CHECK-DAG: %[[HQ:.+]] = arith.constant 8 : i64
+// CHECK-DAG: %[[HKV:.+]] = arith.constant 2 : i64
+// CHECK-DAG: %[[D:.+]] = arith.constant 64 : i64
+// CHECK-DAG: %[[TYPE:.+]] = arith.constant 1 : i32
+// CHECK: call @kvc_rt_op_prefill_attention(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[HQ]], %[[HKV]], %{{.+}}, %[[D]], %[[TYPE]], %{{.+}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, i64, i32, f32) -> ()
+// CHECK: gpu.func @kvc_prefill_d64_g4_bf16(
+func.func @prefill(%q: tensor<?x8x?x64xbf16>, %k: tensor<?x2x?x64xbf16>) -> tensor<?x8x?x64xbf16> {
+  %o = kvc.attention %q, %k, %k {causal} : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>
+  return %o : tensor<?x8x?x64xbf16>
+}
+
+// -----
+
+// Tests that attention the kernels do not cover is refused, by name.
+
+func.func @bidirectional(%q: tensor<1x4x8x64xf16>) -> tensor<1x4x8x64xf16> {
+  // expected-error @+1 {{'kvc.attention' op has no GPU kernel unless causal and unmasked (the prefill kernel)}}
+  %o = kvc.attention %q, %q, %q : tensor<1x4x8x64xf16>, tensor<1x4x8x64xf16>
   return %o : tensor<1x4x8x64xf16>
+}
+
+// -----
+
+func.func @f32_prefill(%q: tensor<1x4x8x64xf32>) -> tensor<1x4x8x64xf32> {
+  // expected-error @+1 {{'kvc.attention' op has no GPU prefill kernel for element type 'f32' (the tensor cores take f16 and bf16)}}
+  %o = kvc.attention %q, %q, %q {causal} : tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>
+  return %o : tensor<1x4x8x64xf32>
 }

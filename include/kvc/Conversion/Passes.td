@@ -52,7 +52,8 @@ def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
   let summary = "lower kvc ops to calls of the kvc GPU runtime and add the "
                 "GPU kernels they launch";
   let description = [{
-    Replaces each kvc cache op and `kvc.decode_attention` with a call of the
+    Replaces each kvc op (cache ops, `kvc.decode_attention`, and causal
+    unmasked `kvc.attention` in f16 or bf16: prefill) with a call of the
     kvc runtime (`kvc_rt_op_*`, declared here, defined in runtime/), which
     plans and launches kvc's GPU kernels on the current device, and adds
     those kernels, specialized for the op's head dim, query group and element
@@ -67,8 +68,8 @@ def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     next. Launch shapes (the split count of a decode) are the runtime's:
     they depend on the GPU's multiprocessors and on the kernels' occupancy.
 
-    Full-sequence `kvc.attention` has no GPU kernel yet: the pass fails on
-    it, naming the op.
+    Attention that is not causal, is masked, or is f32 has no GPU kernel:
+    the pass fails on it, naming the op and why.
 
     Before:
     ```mlir

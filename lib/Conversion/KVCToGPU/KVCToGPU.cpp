@@ -249,20 +249,56 @@ struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
   }
 };
 
+struct AttentionLowering : RuntimePattern<AttentionOp> {
+  using RuntimePattern::RuntimePattern;
+  LogicalResult
+  matchAndRewrite(AttentionOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto query = op.getQuery().getType(), key = op.getKey().getType();
+    int64_t group = query.getDimSize(1) / key.getDimSize(1);
+    if (failed(need(op, keys, query.getDimSize(3), group,
+                    query.getElementType())))
+      return failure();
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto [buffer, out] = allocLike(b, adaptor.getQuery(), query);
+    Value scale = arith::ConstantOp::create(
+        b, b.getF32FloatAttr(op.getScaleOrDefault()));
+    int type = static_cast<int>(*elementTypeOf(query.getElementType()));
+    call(b, op, rt::kPrefillAttention,
+         {pointerOfTensor(b, adaptor.getQuery()),
+          pointerOfTensor(b, adaptor.getKey()),
+          pointerOfTensor(b, adaptor.getValue()), out,
+          dimAsI64(b, adaptor.getQuery(), 0), i64(b, query.getDimSize(1)),
+          i64(b, key.getDimSize(1)), dimAsI64(b, adaptor.getQuery(), 2),
+          i64(b, query.getDimSize(3)),
+          arith::ConstantOp::create(b, b.getI32IntegerAttr(type)), scale});
+    rewriter.replaceOp(op, toTensor(b, buffer, query));
+    return success();
+  }
+};
+
 struct ConvertKVCToGPUPass
     : kvc::impl::ConvertKVCToGPUPassBase<ConvertKVCToGPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *context = &getContext();
-    bool unsupported = false;
-    module.walk([&](AttentionOp op) {
-      op.emitOpError("has no GPU lowering yet: full-sequence attention "
-                     "(prefill) runs on the CPU pipeline only");
-      unsupported = true;
+    // Refuse, by name, what no kernel covers, before anything changes.
+    WalkResult unsupported = module.walk([](AttentionOp op) {
+      if (!op.getCausal() || op.getMask()) {
+        op.emitOpError("has no GPU kernel unless causal and unmasked (the "
+                       "prefill kernel)");
+        return WalkResult::interrupt();
+      }
+      Type type = op.getQuery().getType().getElementType();
+      if (!type.isF16() && !type.isBF16()) {
+        op.emitOpError() << "has no GPU prefill kernel for element type "
+                         << type << " (the tensor cores take f16 and bf16)";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
     });
-    if (unsupported)
+    if (unsupported.wasInterrupted())
       return signalPassFailure();
-
     TypeConverter typeConverter;
     typeConverter.addConversion([](Type type) { return type; });
     typeConverter.addConversion(
@@ -277,7 +313,8 @@ struct ConvertKVCToGPUPass
     KeySet keys;
     patterns.add<CacheAllocLowering, CacheDeallocLowering, CacheAppendLowering,
                  CacheTruncateLowering, CacheLengthLowering,
-                 DecodeAttentionLowering>(typeConverter, context, keys);
+                 DecodeAttentionLowering, AttentionLowering>(typeConverter,
+                                                              context, keys);
     populateCacheBoundaryConversions(typeConverter, patterns, target);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       return signalPassFailure();

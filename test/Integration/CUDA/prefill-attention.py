@@ -53,6 +53,22 @@ def main():
         if not err <= tol:
             failures += 1
             print("FAIL B%d S%d 32/%d D%d %s: relative error %.3g" % (batch, seq, kv, d, name, err))
+    # The entry point compiled code calls (convert-kvc-to-gpu), once.
+    rt.lib.kvc_rt_make_current(rt.device)
+    q = torch.randn(2, 8, 100, 64, dtype=torch.bfloat16, device="cuda", generator=gen)
+    k = torch.randn(2, 2, 100, 64, dtype=torch.bfloat16, device="cuda", generator=gen)
+    v = torch.randn_like(k)
+    out = torch.full_like(q, float("nan"))
+    rt.lib.kvc_rt_op_prefill_attention(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
+                                       2, 8, 2, 100, 64, kvc_rt.BF16, 0.125)
+    rt.synchronize()
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                         enable_gqa=True)
+    err = ((out.float() - ref).norm() / ref.norm()).item()
+    cases += 1
+    if rt.error() or not err <= 1e-2:
+        failures += 1
+        print("FAIL kvc_rt_op_prefill_attention: %s relative error %.3g" % (rt.error(), err))
     rt.close()
     print("cases %d, failures %d, worst relative error %s" %
           (cases, failures, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))

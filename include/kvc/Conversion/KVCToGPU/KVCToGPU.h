@@ -16,6 +16,7 @@ constexpr const char *kTruncate = "kvc_rt_op_truncate";
 constexpr const char *kLengths = "kvc_rt_op_lengths";
 constexpr const char *kCacheBatch = "kvc_rt_op_cache_batch";
 constexpr const char *kDecodeAttention = "kvc_rt_op_decode_attention";
+constexpr const char *kPrefillAttention = "kvc_rt_op_prefill_attention";
 } // namespace rt
 } // namespace kvc
 } // namespace mlir

@@ -91,6 +91,10 @@ void kvc_rt_op_lengths(void *cache, void *out);
 void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
                                 int64_t rows, void *positions, void *out,
                                 float scale);
+void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
+                                 void *out, int64_t batch, int64_t q_heads,
+                                 int64_t kv_heads, int64_t seq,
+                                 int64_t head_dim, int32_t type, float scale);
 
 #ifdef __cplusplus
 }
