@@ -395,3 +395,23 @@ func.func @f(%q: tensor<1x4x1x0xf32>) {
   %o = kvc.attention %q, %q, %q : tensor<1x4x1x0xf32>, tensor<1x4x1x0xf32>
   return
 }
+
+// -----
+
+// Tests that a rotary append needs a positive theta.
+
+func.func @rotary_theta(%c: !kvc.cache<1x2x16x8xf32>, %p: tensor<1xi32>, %k: tensor<1x2x1x8xf32>) {
+  // expected-error @+1 {{'kvc.cache.append' op rotary_theta must be positive, found -1}}
+  kvc.cache.append %c[%p], %k, %k {rotary_theta = -1.0 : f32} : !kvc.cache<1x2x16x8xf32>, tensor<1x2x1x8xf32>
+  return
+}
+
+// -----
+
+// Tests that a rotary append needs an even head_dim: it rotates pairs.
+
+func.func @rotary_odd(%c: !kvc.cache<1x2x16x7xf32>, %p: tensor<1xi32>, %k: tensor<1x2x1x7xf32>) {
+  // expected-error @+1 {{'kvc.cache.append' op rotary embedding needs an even head_dim, found 7}}
+  kvc.cache.append %c[%p], %k, %k {rotary_theta = 1.0e+04 : f32} : !kvc.cache<1x2x16x7xf32>, tensor<1x2x1x7xf32>
+  return
+}

@@ -30,6 +30,7 @@ func.func @attention_masked(%q: tensor<?x4x?x16xf32>, %k: tensor<?x1x?x16xf32>,
 // CHECK-LABEL: func @cache_ops
 // CHECK: %[[C:.+]] = kvc.cache.alloc(%{{.+}}, %{{.+}}) : !kvc.cache<?x8x?x128xf16>
 // CHECK: kvc.cache.append %[[C]][%{{.+}}], %{{.+}}, %{{.+}} : !kvc.cache<?x8x?x128xf16>, tensor<?x8x1x128xf16>
+// CHECK: kvc.cache.append %[[C]][%{{.+}}], %{{.+}}, %{{.+}} {rotary_theta = 1.000000e+04 : f32} : !kvc.cache<?x8x?x128xf16>, tensor<?x8x1x128xf16>
 // CHECK: kvc.decode_attention %{{.+}}, %[[C]][%{{.+}}] : tensor<?x32x1x128xf16>, !kvc.cache<?x8x?x128xf16>
 // CHECK: kvc.cache.length %[[C]] : !kvc.cache<?x8x?x128xf16>
 // CHECK: kvc.cache.dealloc %[[C]] : !kvc.cache<?x8x?x128xf16>
@@ -38,6 +39,7 @@ func.func @cache_ops(%batch: index, %capacity: index, %pos: tensor<?xi32>,
     -> (tensor<?x32x1x128xf16>, tensor<?xi32>) {
   %c = kvc.cache.alloc(%batch, %capacity) : !kvc.cache<?x8x?x128xf16>
   kvc.cache.append %c[%pos], %k, %k : !kvc.cache<?x8x?x128xf16>, tensor<?x8x1x128xf16>
+  kvc.cache.append %c[%pos], %k, %k {rotary_theta = 1.0e+04 : f32} : !kvc.cache<?x8x?x128xf16>, tensor<?x8x1x128xf16>
   %o = kvc.decode_attention %q, %c[%pos] : tensor<?x32x1x128xf16>, !kvc.cache<?x8x?x128xf16>
   %len = kvc.cache.length %c : !kvc.cache<?x8x?x128xf16>
   kvc.cache.dealloc %c : !kvc.cache<?x8x?x128xf16>

@@ -23,6 +23,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Transforms/DialectConversion.h"
 
+#include <cmath>
 #include <functional>
 
 namespace mlir::kvc {
@@ -364,6 +365,45 @@ struct CacheLengthLowering : OpConversionPattern<CacheLengthOp> {
   }
 };
 
+/// Writes the `rows` key rows of sequence `s` at `position` onward, each
+/// rotated to its position (rotate-half convention, f32 arithmetic).
+void rotateRows(ImplicitLocOpBuilder &b, Value from, Value to, Value s,
+                Value position, Value rows, double theta) {
+  auto type = cast<MemRefType>(from.getType());
+  int64_t half = type.getDimSize(3) / 2;
+  // f_i = theta^(-2i/D) = exp(i * (-2 ln(theta) / D)).
+  float exponent = -2.0 * std::log(theta) / type.getDimSize(3);
+  forEach(b, dim(b, from, 1), [&](ImplicitLocOpBuilder &b, Value h) {
+    forEach(b, rows, [&](ImplicitLocOpBuilder &b, Value t) {
+      Value row = arith::AddIOp::create(b, position, t);
+      Value p = arith::SIToFPOp::create(
+          b, b.getF32Type(),
+          arith::IndexCastOp::create(b, b.getI64Type(), row));
+      forEach(b, cst(b, half), [&](ImplicitLocOpBuilder &b, Value i) {
+        Value fi = arith::SIToFPOp::create(
+            b, b.getF32Type(), arith::IndexCastOp::create(b, b.getI64Type(), i));
+        Value freq = math::ExpOp::create(
+            b, arith::MulFOp::create(b, fi, cstF32(b, exponent)));
+        Value angle = arith::MulFOp::create(b, p, freq);
+        Value c = math::CosOp::create(b, angle);
+        Value sn = math::SinOp::create(b, angle);
+        Value j = arith::AddIOp::create(b, i, cst(b, half));
+        Value x1 = toF32(b, load(b, from, {s, h, t, i}));
+        Value x2 = toF32(b, load(b, from, {s, h, t, j}));
+        Value y1 = arith::SubFOp::create(b, arith::MulFOp::create(b, x1, c),
+                                         arith::MulFOp::create(b, x2, sn));
+        Value y2 = arith::AddFOp::create(b, arith::MulFOp::create(b, x2, c),
+                                         arith::MulFOp::create(b, x1, sn));
+        Type element = type.getElementType();
+        memref::StoreOp::create(b, fromF32(b, y1, element), to,
+                                ValueRange{s, h, row, i});
+        memref::StoreOp::create(b, fromF32(b, y2, element), to,
+                                ValueRange{s, h, row, j});
+      });
+    });
+  });
+}
+
 struct CacheAppendLowering : OpConversionPattern<CacheAppendOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -409,7 +449,11 @@ struct CacheAppendLowering : OpConversionPattern<CacheAppendOp> {
         Value dst = memref::SubViewOp::create(b, to, toOffsets, sizes, strides);
         linalg::CopyOp::create(b, src, dst);
       };
-      copyRows(keys, cache.keys);
+      if (FloatAttr theta = op.getRotaryThetaAttr())
+        rotateRows(b, keys, cache.keys, s, position, rows,
+                   theta.getValueAsDouble());
+      else
+        copyRows(keys, cache.keys);
       copyRows(values, cache.values);
       Value newLength =
           arith::IndexCastOp::create(b, b.getI32Type(), end);

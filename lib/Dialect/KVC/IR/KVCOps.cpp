@@ -225,6 +225,14 @@ LogicalResult CacheAppendOp::verify() {
       failed(checkElementType(*this, key.getElementType(),
                               cache.getElementType(), "key", "cache")))
     return failure();
+  if (FloatAttr theta = getRotaryThetaAttr()) {
+    if (!(theta.getValueAsDouble() > 0))
+      return emitOpError() << "rotary_theta must be positive, found "
+                           << theta.getValueAsDouble();
+    if (key.getDimSize(3) % 2)
+      return emitOpError() << "rotary embedding needs an even head_dim, found "
+                           << key.getDimSize(3);
+  }
   int64_t rows = key.getDimSize(2), capacity = cache.getCapacity();
   if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(capacity) &&
       rows > capacity)

@@ -260,7 +260,8 @@ func::FuncOp buildPrefill(OpBuilder &builder, func::FuncOp source,
         sizes.push_back(capacity);
         Value cache = CacheAllocOp::create(b, caches[layer], sizes);
         CacheAppendOp::create(b, cache, castToLengths(b, zeros, caches[layer]),
-                              key, gen.lookup(attention.getValue()));
+                              key, gen.lookup(attention.getValue()),
+                              /*rotary_theta=*/FloatAttr());
         cacheValues.push_back(cache);
         return gen.cloneOp(b, attention)->getResult(0);
       });
@@ -297,7 +298,8 @@ func::FuncOp buildDecode(OpBuilder &builder, func::FuncOp source,
         Value cachePositions = castToLengths(b, positions, caches[layer]);
         CacheAppendOp::create(b, cache, cachePositions,
                               gen.lookup(attention.getKey()),
-                              gen.lookup(attention.getValue()));
+                              gen.lookup(attention.getValue()),
+                              /*rotary_theta=*/FloatAttr());
         Value query = gen.lookup(attention.getQuery());
         return DecodeAttentionOp::create(b, query.getType(), query, cache,
                                          cachePositions,

@@ -102,14 +102,24 @@ def KVC_CacheAppendOp : KVC_Op<"cache.append", [
     lie in `[0, length]` (no unwritten gaps) and `positions[b] + T` may not
     exceed the capacity; lowerings check both at run time.
 
+    With `rotary_theta`, each key row is rotated to its position
+    `p = positions[b] + t` on the way in (the rotate-half convention of
+    Llama models): for `i < D/2` and `f = theta^(-2i/D)`,
+    `k'[i] = k[i] cos(p f) - k[i + D/2] sin(p f)` and
+    `k'[i + D/2] = k[i + D/2] cos(p f) + k[i] sin(p f)`, computed in f32.
+    Values are stored as given.
+
     ```mlir
     kvc.cache.append %c[%pos], %k, %v
+        : !kvc.cache<?x8x?x128xbf16>, tensor<?x8x1x128xbf16>
+    kvc.cache.append %c[%pos], %k, %v {rotary_theta = 1.0e+04 : f32}
         : !kvc.cache<?x8x?x128xbf16>, tensor<?x8x1x128xbf16>
     ```
   }];
   let arguments = (ins
     Arg<KVC_CacheType, "", [MemRead<KVC_CacheResource>, MemWrite<KVC_CacheResource>]>:$cache,
-    KVC_PositionsTensor:$positions, KVC_HeadsTensor:$key, KVC_HeadsTensor:$value);
+    KVC_PositionsTensor:$positions, KVC_HeadsTensor:$key, KVC_HeadsTensor:$value,
+    OptionalAttr<F32Attr>:$rotary_theta);
   let assemblyFormat = [{
     $cache `[` $positions `]` `,` $key `,` $value attr-dict `:` qualified(type($cache)) `,` type($key)
   }];
