@@ -126,6 +126,13 @@ int kvc_rt_append(kvc_rt_device *device, kvc_rt_cache *cache, uint64_t key,
                                                positions, rows));
 }
 
+int kvc_rt_append_rotary(kvc_rt_device *device, kvc_rt_cache *cache,
+                         uint64_t key, uint64_t value, uint64_t positions,
+                         int64_t rows, float theta) {
+  return result(device, device->device->append(*cache->cache, key, value,
+                                               positions, rows, theta));
+}
+
 int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
                     uint64_t lengths) {
   return result(device, device->device->truncate(*cache->cache, lengths));
@@ -194,10 +201,11 @@ int64_t kvc_rt_op_cache_batch(void *cache) {
 }
 
 void kvc_rt_op_append(void *cache, void *key, void *value, void *positions,
-                      int64_t rows) {
+                      int64_t rows, float rotary_theta) {
   if (kvc_rt_device *d = ready())
-    kvc_rt_append(d, static_cast<kvc_rt_cache *>(cache), address(key),
-                  address(value), address(positions), rows);
+    kvc_rt_append_rotary(d, static_cast<kvc_rt_cache *>(cache), address(key),
+                         address(value), address(positions), rows,
+                         rotary_theta);
 }
 
 void kvc_rt_op_truncate(void *cache, void *lengths) {

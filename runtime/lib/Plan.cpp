@@ -84,6 +84,10 @@ std::string appendKernel(int64_t headDim, DType type) {
   return "kvc_append_d" + std::to_string(headDim) + "_" + name(type);
 }
 
+std::string appendRotaryKernel(int64_t headDim, DType type) {
+  return "kvc_append_rope_d" + std::to_string(headDim) + "_" + name(type);
+}
+
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type) {
   return "kvc_decode_split_d" + std::to_string(headDim) + "_g" +
          std::to_string(group) + "_" + name(type);

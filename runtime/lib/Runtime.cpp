@@ -3,6 +3,7 @@
 
 #include <cuda.h>
 
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -251,7 +252,7 @@ bool Device::ensureWorkspace(int64_t bytes) {
 }
 
 bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
-                    DevicePtr positions, int64_t rows) {
+                    DevicePtr positions, int64_t rows, float rotaryTheta) {
   const CacheLayout &c = cache.layout();
   if (!checkCache(cache))
     return false;
@@ -259,7 +260,12 @@ bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
     return fail("append: " + std::to_string(rows) +
                 " rows per sequence do not fit a cache of capacity " +
                 std::to_string(c.capacity));
-  std::string kernel = appendKernel(c.headDim, c.type);
+  if (rotaryTheta < 0 || (rotaryTheta > 0 && c.headDim % 16))
+    return fail("append: rotary theta " + std::to_string(rotaryTheta) +
+                " on head dim " + std::to_string(c.headDim) +
+                " (theta must be positive, head dim a multiple of 16)");
+  std::string kernel = rotaryTheta > 0 ? appendRotaryKernel(c.headDim, c.type)
+                                       : appendKernel(c.headDim, c.type);
   int64_t newRows = c.batch * c.kvHeads * rows * c.headDim;
   int64_t cacheRows = c.batch * c.kvHeads * c.capacity * c.headDim;
   Args args;
@@ -273,6 +279,8 @@ bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
   args.index(c.kvHeads);
   args.index(rows);
   args.index(c.capacity);
+  if (rotaryTheta > 0)
+    args.f32(-2.0f * std::log(rotaryTheta) / c.headDim);
   if (!launch(kernel, planAppend(c.batch, c.kvHeads, rows, c.headDim),
               args.data()))
     return false;

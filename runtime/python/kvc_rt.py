@@ -44,7 +44,8 @@ class Runtime:
         lib.kvc_rt_op_cache_free.argtypes = [vp]
         lib.kvc_rt_op_cache_batch.argtypes = [vp]
         lib.kvc_rt_op_cache_batch.restype = i64
-        lib.kvc_rt_op_append.argtypes = [vp, vp, vp, vp, i64]
+        lib.kvc_rt_op_append.argtypes = [vp, vp, vp, vp, i64, ctypes.c_float]
+        lib.kvc_rt_append_rotary.argtypes = [vp, vp, u64, u64, u64, i64, ctypes.c_float]
         lib.kvc_rt_op_truncate.argtypes = [vp, vp]
         lib.kvc_rt_op_lengths.argtypes = [vp, vp]
         lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float]
@@ -94,6 +95,11 @@ class Runtime:
     def append(self, cache, key, value, positions, rows):
         self._check(self.lib.kvc_rt_append(self.device, cache, key.data_ptr(), value.data_ptr(),
                                            positions.data_ptr(), rows))
+
+    def append_rotary(self, cache, key, value, positions, rows, theta):
+        self._check(self.lib.kvc_rt_append_rotary(self.device, cache, key.data_ptr(),
+                                                  value.data_ptr(), positions.data_ptr(), rows,
+                                                  theta))
 
     def truncate(self, cache, lengths):
         self._check(self.lib.kvc_rt_truncate(self.device, cache, lengths.data_ptr()))

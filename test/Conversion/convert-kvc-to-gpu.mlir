@@ -5,17 +5,20 @@
 // caches become runtime handles across function boundaries, and that the
 // kernels the calls launch (GQA group 4, head dim 128, bf16) are added.
 
-// CHECK-DAG: func.func private @kvc_rt_op_append(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64)
+// CHECK-DAG: func.func private @kvc_rt_op_append(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, f32)
 // CHECK-DAG: func.func private @kvc_rt_op_decode_attention(!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32)
 // CHECK-DAG: func.func private @kvc_rt_op_cache_new(i64, i64, i64, i64, i32) -> !llvm.ptr
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME: %[[C:[^:]+]]: !llvm.ptr, %[[Q:[^:]+]]: tensor<2x8x1x128xbf16>, %[[K:[^:]+]]: tensor<2x2x1x128xbf16>, %[[V:[^:]+]]: tensor<2x2x1x128xbf16>, %[[POS:[^:]+]]: tensor<2xi32>)
+// CHECK: %[[NOROPE:.+]] = arith.constant 0.000000e+00 : f32
 // CHECK: %[[KB:.+]] = bufferization.to_buffer %[[K]] read_only
 // CHECK: %[[KI:.+]] = memref.extract_aligned_pointer_as_index %[[KB]]
 // CHECK: %[[KI64:.+]] = arith.index_cast %[[KI]] : index to i64
 // CHECK: %[[KP:.+]] = llvm.inttoptr %[[KI64]] : i64 to !llvm.ptr
 // CHECK: %[[ROWS:.+]] = arith.constant 1 : i64
-// CHECK: call @kvc_rt_op_append(%[[C]], %[[KP]], %{{.+}}, %{{.+}}, %[[ROWS]]) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64) -> ()
+// CHECK: call @kvc_rt_op_append(%[[C]], %[[KP]], %{{.+}}, %{{.+}}, %[[ROWS]], %[[NOROPE]]) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, f32) -> ()
+// CHECK: %[[ROPE:.+]] = arith.constant 1.000000e+04 : f32
+// CHECK: call @kvc_rt_op_append(%[[C]], %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[ROPE]])
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x8x1x128xbf16>
 // CHECK: %[[SCALE:.+]] = arith.constant 0.0883883461 : f32
 // CHECK: %[[HEADS:.+]] = arith.constant 8 : i64
@@ -34,6 +37,7 @@
 
 // CHECK: gpu.module @kvc_kernels
 // CHECK-DAG: gpu.func @kvc_append_d128_bf16(
+// CHECK-DAG: gpu.func @kvc_append_rope_d128_bf16(
 // CHECK-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
 // CHECK-DAG: gpu.func @kvc_decode_combine_d128_bf16(
 // CHECK-DAG: gpu.func @kvc_set_lengths(
@@ -44,6 +48,7 @@ func.func @step(%c: !kvc.cache<2x2x?x128xbf16>, %q: tensor<2x8x1x128xbf16>,
                 %k: tensor<2x2x1x128xbf16>, %v: tensor<2x2x1x128xbf16>,
                 %pos: tensor<2xi32>) -> tensor<2x8x1x128xbf16> {
   kvc.cache.append %c[%pos], %k, %v : !kvc.cache<2x2x?x128xbf16>, tensor<2x2x1x128xbf16>
+  kvc.cache.append %c[%pos], %k, %v {rotary_theta = 1.0e+04 : f32} : !kvc.cache<2x2x?x128xbf16>, tensor<2x2x1x128xbf16>
   %o = kvc.decode_attention %q, %c[%pos] : tensor<2x8x1x128xbf16>, !kvc.cache<2x2x?x128xbf16>
   return %o : tensor<2x8x1x128xbf16>
 }

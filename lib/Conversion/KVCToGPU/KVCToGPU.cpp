@@ -181,11 +181,19 @@ struct CacheAppendLowering : RuntimePattern<CacheAppendOp> {
     auto key = op.getKey().getType();
     if (failed(need(op, keys, key.getDimSize(3), 1, key.getElementType())))
       return failure();
+    FloatAttr theta = op.getRotaryThetaAttr();
+    if (theta && key.getDimSize(3) % 16)
+      return op.emitOpError() << "has no GPU kernel for rotary keys of head "
+                                 "dim "
+                              << key.getDimSize(3)
+                              << ": it must be a multiple of 16";
+    Value rotary = arith::ConstantOp::create(
+        b, b.getF32FloatAttr(theta ? theta.getValueAsDouble() : 0.0));
     call(b, op, rt::kAppend,
          {adaptor.getCache(), pointerOfTensor(b, adaptor.getKey()),
           pointerOfTensor(b, adaptor.getValue()),
           pointerOfTensor(b, adaptor.getPositions()),
-          dimAsI64(b, adaptor.getKey(), 2)});
+          dimAsI64(b, adaptor.getKey(), 2), rotary});
     rewriter.eraseOp(op);
     return success();
   }

@@ -44,6 +44,12 @@ std::string mlir::kvc::kernels::getAppendName(const KernelKey &key) {
       .str();
 }
 
+std::string mlir::kvc::kernels::getAppendRotaryName(const KernelKey &key) {
+  return ("kvc_append_rope_d" + Twine(key.headDim) + "_" +
+          getName(key.elementType))
+      .str();
+}
+
 std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
 std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key) {
@@ -218,16 +224,21 @@ std::string memrefOf(ElementType type) {
   return ("memref<?x" + getName(type) + ">").str();
 }
 
-std::string appendKernel(const KernelKey &key) {
+/// `rotary`: the keys are rotated to their positions on the way (pairs i and
+/// i + D/2; threads of the first half of a row write both).
+std::string appendKernel(const KernelKey &key, bool rotary) {
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
   int64_t lanes = key.headDim / kVectorWidth;
   std::string header =
-      "  gpu.func @" + getAppendName(key) + "(%key: " + m + ", %value: " + m +
+      "  gpu.func @" + (rotary ? getAppendRotaryName(key) : getAppendName(key)) +
+      "(%key: " + m + ", %value: " + m +
       ", %positions: memref<?xi32>, %lengths: memref<?xi32>, %keys: " + m +
       ", %values: " + m +
       ", %status: memref<?xi32>, %heads: index, %rows: index, %capacity: "
-      "index) kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+      "index" +
+      (rotary ? std::string(", %exponent: f32") : std::string()) +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   std::string bx = w.let("gpu.block_id x"), b = w.let("gpu.block_id y"),
               tx = w.let("gpu.thread_id x");
   std::string gid = w.add(w.mul(bx, w.index(kBlockSize)), tx);
@@ -250,12 +261,46 @@ std::string appendKernel(const KernelKey &key) {
   std::string dst = w.add(
       w.mul(w.add(w.mul(bh, "%capacity"), w.add(pos, t)), w.index(key.headDim)),
       offset);
-  std::string k = w.loadRaw("%key", src), v = w.loadRaw("%value", src);
   std::string t8 = ("vector<8x" + getName(key.elementType) + ">").str();
-  w.line("vector.store " + k + ", %keys[" + dst + "] {alignment = 16} : " + m +
-         ", " + t8);
+  std::string v = w.loadRaw("%value", src);
   w.line("vector.store " + v + ", %values[" + dst + "] {alignment = 16} : " +
          m + ", " + t8);
+  if (!rotary) {
+    std::string k = w.loadRaw("%key", src);
+    w.line("vector.store " + k + ", %keys[" + dst + "] {alignment = 16} : " +
+           m + ", " + t8);
+  } else {
+    const std::string vf = "vector<8xf32>";
+    std::string half = w.index(key.headDim / 2);
+    w.line("scf.if " + w.cmp("ult", part, w.index(lanes / 2)) + " {");
+    std::string lo = w.loadRow("%key", src);
+    std::string hi = w.loadRow("%key", w.add(src, half));
+    // f = theta^(-2i/D) = exp(i * exponent) for the 8 indices i here.
+    std::string first = w.let(
+        "arith.sitofp " +
+        w.let("arith.index_cast " + offset + " : index to i32") +
+        " : i32 to f32");
+    std::string iota = w.let("arith.constant dense<[0.0, 1.0, 2.0, 3.0, 4.0, "
+                             "5.0, 6.0, 7.0]> : " + vf);
+    std::string index = w.fbin("addf", iota, w.splat(first), vf);
+    std::string freq = w.let("math.exp " +
+                             w.fbin("mulf", index, w.splat("%exponent"), vf) +
+                             " : " + vf);
+    std::string p = w.let(
+        "arith.sitofp " +
+        w.let("arith.index_cast " + w.add(pos, t) + " : index to i32") +
+        " : i32 to f32");
+    std::string angle = w.fbin("mulf", freq, w.splat(p), vf);
+    std::string c = w.let("math.cos " + angle + " : " + vf);
+    std::string sn = w.let("math.sin " + angle + " : " + vf);
+    std::string outLo = w.fbin("subf", w.fbin("mulf", lo, c, vf),
+                               w.fbin("mulf", hi, sn, vf), vf);
+    std::string outHi = w.fbin("addf", w.fbin("mulf", hi, c, vf),
+                               w.fbin("mulf", lo, sn, vf), vf);
+    w.storeRow(outLo, "%keys", dst);
+    w.storeRow(outHi, "%keys", w.add(dst, half));
+    w.line("}");
+  }
   w.line("} else {");
   w.line("memref.store " + w.i32(1) + ", %status[" + w.index(0) +
          "] : memref<?xi32>");
@@ -896,7 +941,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
              << " and a query group of at most 8 or a multiple of 8; found "
                 "head dim "
              << key.headDim << ", group " << key.group;
-    want(getAppendName(key), [&] { return appendKernel(key); });
+    want(getAppendName(key), [&] { return appendKernel(key, false); });
+    want(getAppendRotaryName(key), [&] { return appendKernel(key, true); });
     want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
     if (key.elementType != ElementType::F32)

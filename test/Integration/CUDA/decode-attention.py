@@ -101,14 +101,14 @@ def run_compiled_entry_points(rt, gen):
     k = torch.randn(batch, kv_heads, 5, d, dtype=torch.float16, device=dev, generator=gen)
     v = torch.randn_like(k)
     zeros = torch.zeros(batch, dtype=torch.int32, device=dev)
-    lib.kvc_rt_op_append(cache, k.data_ptr(), v.data_ptr(), zeros.data_ptr(), 5)
+    lib.kvc_rt_op_append(cache, k.data_ptr(), v.data_ptr(), zeros.data_ptr(), 5, 0.0)
     lengths = torch.tensor([5, 3], dtype=torch.int32, device=dev)
     lib.kvc_rt_op_truncate(cache, lengths.data_ptr())
     k2 = torch.randn(batch, kv_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
     v2 = torch.randn_like(k2)
     q = torch.randn(batch, q_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
     out = torch.full_like(q, float("nan"))
-    lib.kvc_rt_op_append(cache, k2.data_ptr(), v2.data_ptr(), lengths.data_ptr(), 2)
+    lib.kvc_rt_op_append(cache, k2.data_ptr(), v2.data_ptr(), lengths.data_ptr(), 2, 0.0)
     lib.kvc_rt_op_decode_attention(cache, q.data_ptr(), q_heads, 2, lengths.data_ptr(),
                                    out.data_ptr(), 1 / math.sqrt(d))
     got_lengths = torch.zeros(batch, dtype=torch.int32, device=dev)
@@ -129,6 +129,42 @@ def run_compiled_entry_points(rt, gen):
     if not err <= 2e-3:
         problems.append("relative error %.3g" % err)
     lib.kvc_rt_op_cache_free(cache)
+    return problems
+
+
+def run_rotary_append(rt, gen):
+    """kvc.cache.append {rotary_theta}: the stored keys are the new keys
+    rotated to their positions (rotate-half), the values as given."""
+    problems = []
+    for d, name in [(64, "f16"), (128, "bf16"), (128, "f32")]:
+        dtype, code, tol = DTYPES[name]
+        batch, kv, rows, cap, theta = 3, 8, 2, 40, 10000.0
+        keys = torch.zeros(batch, kv, cap, d, dtype=dtype, device="cuda")
+        values = torch.zeros_like(keys)
+        lengths = torch.tensor([0, 5, 30], dtype=torch.int32, device="cuda")
+        positions = lengths.clone()
+        k = torch.randn(batch, kv, rows, d, dtype=dtype, device="cuda", generator=gen)
+        v = torch.randn_like(k)
+        cache = rt.wrap_cache(keys, values, lengths, code)
+        rt.append_rotary(cache, k, v, positions, rows, theta)
+        rt.synchronize()
+        rt.destroy_cache(cache)
+        half = d // 2
+        freq = theta ** (-2 * torch.arange(half, device="cuda", dtype=torch.float64) / d)
+        for b in range(batch):
+            p = int(positions[b])
+            pos = torch.arange(p, p + rows, device="cuda", dtype=torch.float64).view(rows, 1)
+            angle = pos * freq
+            c, s = torch.cos(angle), torch.sin(angle)
+            x = k[b].double()
+            ref = torch.cat([x[..., :half] * c - x[..., half:] * s,
+                             x[..., half:] * c + x[..., :half] * s], dim=-1)
+            got = keys[b, :, p:p + rows].double()
+            err = ((got - ref).norm() / ref.norm()).item()
+            if not err <= tol:
+                problems.append("%s D%d sequence %d: rotated keys off by %.3g" % (name, d, b, err))
+            if not torch.equal(values[b, :, p:p + rows], v[b]):
+                problems.append("%s D%d sequence %d: values changed" % (name, d, b))
     return problems
 
 
@@ -165,6 +201,10 @@ def main():
             failures += 1
             print("FAIL B%d L%d %d/%d D%d %s T%d: %s" % (batch, length, qh, kvh, d, t, rows,
                                                       "; ".join(problems)))
+    problems = run_rotary_append(rt, gen)
+    if problems:
+        failures += 1
+        print("FAIL rotary append: " + "; ".join(problems))
     problems = run_compiled_entry_points(rt, gen)
     if problems:
         failures += 1

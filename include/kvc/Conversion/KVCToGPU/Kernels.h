@@ -41,6 +41,10 @@ int64_t getQueriesPerBlock(int64_t group);
 /// rows at their positions; status[0] = 1 if a position is outside
 /// [0, length] or rows past capacity.
 std::string getAppendName(const KernelKey &key);
+/// `kvc_append_rope_d{D}_{T}(... as append ..., exponent)`: the same, with
+/// keys rotated to their positions (rotate-half pairs i, i + D/2; frequency
+/// exp(i * exponent), exponent = -2 ln(theta) / D).
+std::string getAppendRotaryName(const KernelKey &key);
 /// `kvc_set_lengths(source, lengths, status, add, batch)`: grid
 /// (ceil(B/128)); length[b] = source[b] + add; with add == 0 (truncate),
 /// status[0] = 2 unless 0 <= source[b] <= length[b].

@@ -59,6 +59,7 @@ std::string checkShapes(int64_t headDim, int64_t group);
 
 /// Kernel names, as the kvc compiler writes them.
 std::string appendKernel(int64_t headDim, DType type);
+std::string appendRotaryKernel(int64_t headDim, DType type);
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
 std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);

@@ -78,9 +78,10 @@ public:
 
   /// Writes `rows` new rows per sequence (`key`, `value`: [batch, kvHeads,
   /// rows, headDim]) at `positions` ([batch] i32) and sets each length to
-  /// position + rows.
+  /// position + rows. With `rotaryTheta` > 0 the keys are rotated to their
+  /// positions on the way (kvc.cache.append {rotary_theta}).
   bool append(Cache &cache, DevicePtr key, DevicePtr value,
-              DevicePtr positions, int64_t rows);
+              DevicePtr positions, int64_t rows, float rotaryTheta = 0);
   /// Sets each length to `lengths[b]`, which must not exceed it.
   bool truncate(Cache &cache, DevicePtr lengths);
   /// `out` [batch, qHeads, rows, headDim] = attention of `query` (same

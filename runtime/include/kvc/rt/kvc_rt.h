@@ -54,6 +54,11 @@ uint64_t kvc_rt_cache_lengths(const kvc_rt_cache *cache);
  * [batch] i32. */
 int kvc_rt_append(kvc_rt_device *device, kvc_rt_cache *cache, uint64_t key,
                   uint64_t value, uint64_t positions, int64_t rows);
+/* The same with keys rotated to their positions (kvc.cache.append
+ * {rotary_theta}); the head dim must be a multiple of 16. */
+int kvc_rt_append_rotary(kvc_rt_device *device, kvc_rt_cache *cache,
+                         uint64_t key, uint64_t value, uint64_t positions,
+                         int64_t rows, float theta);
 /* kvc.cache.truncate: lengths [batch] i32. */
 int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
                     uint64_t lengths);
@@ -85,7 +90,7 @@ void *kvc_rt_op_cache_new(int64_t batch, int64_t kv_heads, int64_t capacity,
 void kvc_rt_op_cache_free(void *cache);
 int64_t kvc_rt_op_cache_batch(void *cache);
 void kvc_rt_op_append(void *cache, void *key, void *value, void *positions,
-                      int64_t rows);
+                      int64_t rows, float rotary_theta /* 0: none */);
 void kvc_rt_op_truncate(void *cache, void *lengths);
 void kvc_rt_op_lengths(void *cache, void *out);
 void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
