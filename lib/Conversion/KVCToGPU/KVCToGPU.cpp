@@ -1,4 +1,4 @@
-//===- KVCToGPU.cpp - kvc to runtime calls and GPU kernels -----------------===//
+//===- KVCToGPU.cpp - kvc to runtime calls and GPU kernels ----------------===//
 //
 // Every kvc op becomes one call of the kvc runtime on device pointers; the
 // runtime plans the launch (it knows the GPU) and runs the kernels this pass

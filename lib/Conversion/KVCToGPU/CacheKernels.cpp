@@ -1,0 +1,129 @@
+//===- CacheKernels.cpp - cache append and lengths kernels ----------------===//
+//
+// Appends (plain and rotary) and length updates: 16 bytes a thread.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelWriter.h"
+
+using namespace mlir;
+using namespace mlir::kvc::kernels;
+
+namespace mlir::kvc::kernels::detail {
+
+/// `rotary`: the keys are rotated to their positions on the way (pairs i and
+/// i + D/2; threads of the first half of a row write both).
+std::string appendKernel(const KernelKey &key, bool rotary) {
+  Writer w(key.elementType);
+  std::string m = memrefOf(key.elementType);
+  int64_t lanes = key.headDim / kVectorWidth;
+  std::string header =
+      "  gpu.func @" + (rotary ? getAppendRotaryName(key) : getAppendName(key)) +
+      "(%key: " + m + ", %value: " + m +
+      ", %positions: memref<?xi32>, %lengths: memref<?xi32>, %keys: " + m +
+      ", %values: " + m +
+      ", %status: memref<?xi32>, %heads: index, %rows: index, %capacity: "
+      "index" +
+      (rotary ? std::string(", %exponent: f32") : std::string()) +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string bx = w.let("gpu.block_id x"), b = w.let("gpu.block_id y"),
+              tx = w.let("gpu.thread_id x");
+  std::string gid = w.add(w.mul(bx, w.index(kBlockSize)), tx);
+  std::string rowLanes = w.mul(w.index(lanes), "%rows");
+  std::string perSequence = w.mul("%heads", rowLanes);
+  std::string inRange = w.cmp("ult", gid, perSequence);
+  w.line("scf.if " + inRange + " {");
+  std::string h = w.div(gid, rowLanes), r = w.rem(gid, rowLanes);
+  std::string t = w.div(r, w.index(lanes)), part = w.rem(r, w.index(lanes));
+  std::string pos = w.loadIndex("%positions", b), len = w.loadIndex("%lengths", b);
+  std::string ok = w.let("arith.andi " + w.cmp("sge", pos, w.index(0)) + ", " +
+                         w.cmp("sle", pos, len) + " : i1");
+  ok = w.let("arith.andi " + ok + ", " +
+             w.cmp("sle", w.add(pos, "%rows"), "%capacity") + " : i1");
+  w.line("scf.if " + ok + " {");
+  std::string bh = w.add(w.mul(b, "%heads"), h);
+  std::string offset = w.mul(part, w.index(kVectorWidth));
+  std::string src = w.add(
+      w.mul(w.add(w.mul(bh, "%rows"), t), w.index(key.headDim)), offset);
+  std::string dst = w.add(
+      w.mul(w.add(w.mul(bh, "%capacity"), w.add(pos, t)), w.index(key.headDim)),
+      offset);
+  std::string t8 = ("vector<8x" + getName(key.elementType) + ">").str();
+  std::string v = w.loadRaw("%value", src);
+  w.line("vector.store " + v + ", %values[" + dst + "] {alignment = 16} : " +
+         m + ", " + t8);
+  if (!rotary) {
+    std::string k = w.loadRaw("%key", src);
+    w.line("vector.store " + k + ", %keys[" + dst + "] {alignment = 16} : " +
+           m + ", " + t8);
+  } else {
+    const std::string vf = "vector<8xf32>";
+    std::string half = w.index(key.headDim / 2);
+    w.line("scf.if " + w.cmp("ult", part, w.index(lanes / 2)) + " {");
+    std::string lo = w.loadRow("%key", src);
+    std::string hi = w.loadRow("%key", w.add(src, half));
+    // f = theta^(-2i/D) = exp(i * exponent) for the 8 indices i here.
+    std::string first = w.let(
+        "arith.sitofp " +
+        w.let("arith.index_cast " + offset + " : index to i32") +
+        " : i32 to f32");
+    std::string iota = w.let("arith.constant dense<[0.0, 1.0, 2.0, 3.0, 4.0, "
+                             "5.0, 6.0, 7.0]> : " + vf);
+    std::string index = w.fbin("addf", iota, w.splat(first), vf);
+    std::string freq = w.let("math.exp " +
+                             w.fbin("mulf", index, w.splat("%exponent"), vf) +
+                             " : " + vf);
+    std::string p = w.let(
+        "arith.sitofp " +
+        w.let("arith.index_cast " + w.add(pos, t) + " : index to i32") +
+        " : i32 to f32");
+    std::string angle = w.fbin("mulf", freq, w.splat(p), vf);
+    std::string c = w.let("math.cos " + angle + " : " + vf);
+    std::string sn = w.let("math.sin " + angle + " : " + vf);
+    std::string outLo = w.fbin("subf", w.fbin("mulf", lo, c, vf),
+                               w.fbin("mulf", hi, sn, vf), vf);
+    std::string outHi = w.fbin("addf", w.fbin("mulf", hi, c, vf),
+                               w.fbin("mulf", lo, sn, vf), vf);
+    w.storeRow(outLo, "%keys", dst);
+    w.storeRow(outHi, "%keys", w.add(dst, half));
+    w.line("}");
+  }
+  w.line("} else {");
+  w.line("memref.store " + w.i32(1) + ", %status[" + w.index(0) +
+         "] : memref<?xi32>");
+  w.line("}");
+  w.line("}");
+  return w.finish(header);
+}
+
+std::string setLengthsKernel() {
+  Writer w(ElementType::F32);
+  std::string header =
+      "  gpu.func @" + getSetLengthsName() +
+      "(%source: memref<?xi32>, %lengths: memref<?xi32>, %status: "
+      "memref<?xi32>, %add: index, %batch: index) kernel attributes "
+      "{known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string gid = w.add(w.mul(w.let("gpu.block_id x"), w.index(kBlockSize)),
+                          w.let("gpu.thread_id x"));
+  w.line("scf.if " + w.cmp("ult", gid, "%batch") + " {");
+  std::string source = w.loadIndex("%source", gid);
+  std::string length = w.loadIndex("%lengths", gid);
+  std::string truncate = w.cmp("eq", "%add", w.index(0));
+  std::string ok = w.let("arith.andi " + w.cmp("sge", source, w.index(0)) +
+                         ", " + w.cmp("sle", source, length) + " : i1");
+  std::string bad = w.let("arith.andi " + truncate + ", " +
+                          w.let("arith.xori " + ok + ", " +
+                                w.let("arith.constant true") + " : i1") +
+                          " : i1");
+  w.line("scf.if " + bad + " {");
+  w.line("memref.store " + w.i32(2) + ", %status[" + w.index(0) +
+         "] : memref<?xi32>");
+  w.line("} else {");
+  std::string updated = w.let("arith.index_cast " + w.add(source, "%add") +
+                              " : index to i32");
+  w.line("memref.store " + updated + ", %lengths[" + gid + "] : memref<?xi32>");
+  w.line("}");
+  w.line("}");
+  return w.finish(header);
+}
+
+} // namespace mlir::kvc::kernels::detail
