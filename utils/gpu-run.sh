@@ -2,7 +2,10 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [quick] [test] [sanitize] [bench] [prefill] [sass]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass]
+# The lit step needs LLVM's lit carried in .lit: on the development machine,
+#   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
+#   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
 set -euo pipefail
 out=${OUT:-/tmp/kvc-gpu}
 mkdir -p "$out"
@@ -24,6 +27,26 @@ for step in "${@:-test bench}"; do
         2>&1 | tee "$out/prefill-bench.log"
       python3 bench/gpu/prefill_attention.py --runtime $rt --kernels $kernels --dtype f16 \
         2>&1 | tee "$out/prefill-bench-f16.log" ;;
+    lit)
+      # The REQUIRES: cuda lit tests, through lit itself (carried in .lit,
+      # see README), with a site config for this machine: no LLVM here.
+      root=/tmp/kvc-lit
+      mkdir -p $root/test $root/lib $root/kernels
+      ln -sf $rt $root/lib/libkvc_rt.so
+      ln -sf "$PWD/$kernels" $root/kernels/kvc_kernels.cubin
+      cat > $root/test/lit.site.cfg.py <<CFG
+import lit.llvm
+config.llvm_tools_dir = "/usr/bin"
+config.mlir_lib_dir = ""
+config.kvc_obj_root = "$root"
+config.kvc_tools_dir = "$root/bin"
+config.cuda_toolkit_dir = "/usr/local/cuda"
+config.kvc_gpu_only = True
+lit.llvm.initialize(lit_config, config)
+lit_config.load_config(config, "$PWD/test/lit.cfg.py")
+CFG
+      python3 -c "import sys; sys.path.insert(0, '.lit/lit'); from lit.main import main; main()" \
+        -sv $root/test/Integration/CUDA 2>&1 | tee "$out/lit.log" ;;
     quick)
       python3 test/Integration/CUDA/decode-attention.py --quick --runtime $rt \
         --kernels $kernels 2>&1 | tee "$out/quick.log" ;;
