@@ -33,7 +33,7 @@ tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
 for tool_dir in tool_dirs:
     llvm_config.with_environment("PATH", tool_dir, append_path=True)
 llvm_config.add_tool_substitutions(
-    ["kvc-opt", ToolSubst("mlir-runner", unresolved="ignore" if gpu_only else "fatal")],
+    ["kvc-opt", "kvc-compile", ToolSubst("mlir-runner", unresolved="ignore" if gpu_only else "fatal")],
     tool_dirs)
 
 # ptxas for GPU binaries: lit strips PATH, so hand the toolkit on explicitly.

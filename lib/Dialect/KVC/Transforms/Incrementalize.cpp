@@ -142,9 +142,17 @@ public:
     func.setVisibility(source.getVisibility());
     Block *entry = func.addEntryBlock();
     unsigned next = 0;
-    for (BlockArgument arg : source.getArguments())
-      if (arg != analysis.getPositions())
-        mapping.map(arg, entry->getArgument(next++));
+    for (BlockArgument arg : source.getArguments()) {
+      if (arg == analysis.getPositions())
+        continue;
+      // Argument attributes (a weight's name, say) carry over; the markers
+      // of the full-sequence form do not.
+      if (DictionaryAttr attrs = source.getArgAttrDict(arg.getArgNumber()))
+        for (NamedAttribute attr : attrs)
+          if (attr.getName() != kRowsAttrName)
+            func.setArgAttr(next, attr.getName(), attr.getValue());
+      mapping.map(arg, entry->getArgument(next++));
+    }
     return func;
   }
 

@@ -1,0 +1,53 @@
+// Tests kvc-compile on a 2-layer Llama config: the full-sequence model with
+// Hugging Face weight names and layouts, its incremental form, that the
+// model's work counts and lowers to the CPU, and the errors on bad configs.
+//
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | FileCheck %s --check-prefix=MODEL
+// RUN: kvc-compile %S/Inputs/tiny-llama.json | FileCheck %s --check-prefix=INC
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | kvc-opt --kvc-count-flops -o /dev/null | FileCheck %s --check-prefix=FLOPS
+// RUN: kvc-compile %S/Inputs/tiny-llama.json | kvc-opt --kvc-cpu-pipeline -o /dev/null
+//
+// RUN: echo '{"hidden_size": 64}' > %t.missing.json
+// RUN: not kvc-compile %t.missing.json 2>&1 | FileCheck %s --check-prefix=MISSING
+// RUN: echo '{"model_type": "gpt2"}' > %t.type.json
+// RUN: not kvc-compile %t.type.json 2>&1 | FileCheck %s --check-prefix=TYPE
+// RUN: echo '{"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 3, "intermediate_size": 8, "vocab_size": 8}' > %t.groups.json
+// RUN: not kvc-compile %t.groups.json 2>&1 | FileCheck %s --check-prefix=GROUPS
+// RUN: echo '{"hidden_size": -64}' > %t.negative.json
+// RUN: not kvc-compile %t.negative.json 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: echo '{"rope_scaling": {"type": "linear", "factor": 2.0}}' > %t.scaling.json
+// RUN: not kvc-compile %t.scaling.json 2>&1 | FileCheck %s --check-prefix=SCALING
+// RUN: echo '{"hidden_size": 64,' > %t.truncated.json
+// RUN: not kvc-compile %t.truncated.json 2>&1 | FileCheck %s --check-prefix=JSON
+// RUN: not kvc-compile %t.nonexistent.json 2>&1 | FileCheck %s --check-prefix=NOFILE
+// RUN: not kvc-compile %S/Inputs/tiny-llama.json --stage=gpu 2>&1 | FileCheck %s --check-prefix=STAGE
+
+// MODEL-LABEL: func.func @model(
+// MODEL-SAME: %{{.+}}: tensor<?x?xi32> {kvc.rows}, %{{.+}}: tensor<?x?xi32> {kvc.positions}
+// MODEL-SAME: tensor<256x64xf32> {kvc.weight = "model.embed_tokens.weight"}
+// MODEL-SAME: tensor<64xf32> {kvc.weight = "model.layers.0.input_layernorm.weight"}
+// MODEL-SAME: tensor<64x64xf32> {kvc.weight = "model.layers.0.self_attn.q_proj.weight"}
+// MODEL-SAME: tensor<16x64xf32> {kvc.weight = "model.layers.0.self_attn.k_proj.weight"}
+// MODEL-SAME: tensor<64x128xf32> {kvc.weight = "model.layers.1.mlp.down_proj.weight"}
+// MODEL-SAME: tensor<64xf32> {kvc.weight = "model.norm.weight"}
+// MODEL-SAME: tensor<256x64xf32> {kvc.weight = "lm_head.weight"}) -> tensor<?x?x256xf32>
+// MODEL-COUNT-2: kvc.attention {{.+}} {causal} : tensor<?x4x?x16xf32>, tensor<?x1x?x16xf32>
+// MODEL-NOT: kvc.attention
+
+// INC-LABEL: func.func @model_prefill(
+// INC-SAME: {kvc.weight = "lm_head.weight"}, %{{.+}}: tensor<?xi32>, %{{.+}}: index)
+// INC-SAME: -> (tensor<?x1x256xf32>, !kvc.cache<?x1x?x16xf32>, !kvc.cache<?x1x?x16xf32>)
+// INC-LABEL: func.func @model_decode(
+// INC-SAME: %{{.+}}: tensor<?xi32>, %{{.+}}: !kvc.cache<?x1x?x16xf32>, %{{.+}}: !kvc.cache<?x1x?x16xf32>) -> tensor<?x?x256xf32>
+// INC-COUNT-2: kvc.decode_attention
+
+// FLOPS: @model: {{[0-9]+}} FLOPs per row, 512 per (row, attended key), 0 per call
+
+// MISSING: kvc-compile: error: {{.+}}missing.json: config.json: missing key 'num_hidden_layers'
+// TYPE: config.json: model_type 'gpt2' is not supported (kvc compiles llama)
+// GROUPS: config.json: num_attention_heads 4 is not a multiple of num_key_value_heads 3
+// NEGATIVE: config.json: 'hidden_size' must be a positive integer, found -64
+// SCALING: config.json: rope_scaling is not supported yet
+// JSON: config.json: not valid JSON:
+// NOFILE: kvc-compile: error: cannot read {{.+}}nonexistent.json:
+// STAGE: kvc-compile: error: --stage must be model or incremental, found 'gpu'
