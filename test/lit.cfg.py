@@ -58,6 +58,7 @@ if _has_gpu():
 # What the GPU tests run: the runtime library and the kernel library that
 # `kvc-kernels` built (both under the build directory), through this Python.
 config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(("%kvc_obj_root", config.kvc_obj_root))
 config.substitutions.append(
     ("%kvc_rt", os.path.join(config.kvc_obj_root, "lib", "libkvc_rt.so")))
 config.substitutions.append(

@@ -5,11 +5,15 @@ kvc-incrementalize and the CPU pipeline: logits at the prompt's last position
 (full-sequence @model) and greedy tokens (@model_prefill + @model_decode).
 
   python3 utils/hf-compare.py test/Tools/Inputs/tiny-llama.json REF_DIR
+
+Exits 0 when every greedy token matches and the logits agree within 1e-4.
+test/Tools/hf-compare.mlir runs it on a reference kept in the repository.
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +23,11 @@ def main():
     parser.add_argument("config")
     parser.add_argument("ref")
     parser.add_argument("--build", default="build")
+    parser.add_argument("--runner", default=shutil.which("mlir-runner") or
+                        "/usr/lib/llvm-22/bin/mlir-runner")
+    parser.add_argument("--runner-utils", default="/usr/lib/llvm-22/lib/libmlir_runner_utils.so")
+    parser.add_argument("--c-runner-utils",
+                        default="/usr/lib/llvm-22/lib/libmlir_c_runner_utils.so")
     args = parser.parse_args()
     ref = json.load(open(os.path.join(args.ref, "reference.json")))
     weights = open(os.path.join(args.ref, "weights.bin"), "rb").read()
@@ -141,17 +150,22 @@ func.func @main() {{
                           "--kvc-cpu-pipeline"], input=source, capture_output=True, text=True)
     if opt.returncode:
         sys.exit(opt.stderr[-3000:])
-    lib = "/usr/lib/llvm-22/lib"
-    run = subprocess.run(["/usr/lib/llvm-22/bin/mlir-runner", "-e", "main",
-                          "-entry-point-result=void", "-shared-libs=%s/libmlir_runner_utils.so,"
-                          "%s/libmlir_c_runner_utils.so" % (lib, lib)],
+    run = subprocess.run([args.runner, "-e", "main", "-entry-point-result=void",
+                          "-shared-libs=%s,%s" % (args.runner_utils, args.c_runner_utils)],
                          input=opt.stdout, capture_output=True, text=True)
     out = run.stdout.strip().split("\n")
     tokens = [int(x) for x in out if re.fullmatch(r"-?\d+", x.strip())][:steps]
     print("\n".join(l for l in out if not re.fullmatch(r"-?\d+", l.strip())))
     print("kvc tokens:", tokens[:16], "...")
     print("HF  tokens:", ref["generated"][:16], "...")
-    return run.returncode
+    if run.returncode:
+        sys.exit(run.stderr[-2000:])
+    diff = float(re.search(r"last prompt logits: (\S+)", run.stdout).group(1))
+    ok = tokens == ref["generated"] and diff < 1e-4
+    print("%s: %d of %d greedy tokens as HF, logits within %.1e" %
+          ("PASS" if ok else "FAIL", sum(a == b for a, b in zip(tokens, ref["generated"])),
+           steps, diff))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
