@@ -6,6 +6,8 @@
 // RUN: kvc-compile %S/Inputs/tiny-llama.json | FileCheck %s --check-prefix=INC
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | kvc-opt --kvc-count-flops -o /dev/null | FileCheck %s --check-prefix=FLOPS
 // RUN: kvc-compile %S/Inputs/tiny-llama.json | kvc-opt --kvc-cpu-pipeline -o /dev/null
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest | FileCheck %s --check-prefix=MANIFEST
+// RUN: not kvc-compile %S/Inputs/tiny-llama.json --emit=cubin 2>&1 | FileCheck %s --check-prefix=EMIT
 //
 // RUN: echo '{"hidden_size": 64}' > %t.missing.json
 // RUN: not kvc-compile %t.missing.json 2>&1 | FileCheck %s --check-prefix=MISSING
@@ -40,6 +42,22 @@
 // INC-LABEL: func.func @model_decode(
 // INC-SAME: %{{.+}}: tensor<?xi32>, %{{.+}}: !kvc.cache<?x1x?x16xf32>, %{{.+}}: !kvc.cache<?x1x?x16xf32>) -> tensor<?x?x256xf32>
 // INC-COUNT-2: kvc.decode_attention
+
+// MANIFEST: "entry_points": [
+// MANIFEST-NEXT: "model_prefill",
+// MANIFEST-NEXT: "model_decode"
+// MANIFEST: "weights": [
+// MANIFEST: "dtype": "F32",
+// MANIFEST-NEXT: "name": "model.embed_tokens.weight",
+// MANIFEST-NEXT: "shape": [
+// MANIFEST-NEXT: 256,
+// MANIFEST-NEXT: 64
+// MANIFEST: "name": "model.layers.1.mlp.down_proj.weight",
+// MANIFEST-NEXT: "shape": [
+// MANIFEST-NEXT: 64,
+// MANIFEST-NEXT: 128
+// MANIFEST: "name": "lm_head.weight",
+// EMIT: kvc-compile: error: --emit=cubin is not available (mlir, manifest)
 
 // FLOPS: @model: {{[0-9]+}} FLOPs per row, 512 per (row, attended key), 0 per call
 
