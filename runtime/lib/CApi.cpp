@@ -1,6 +1,7 @@
 //===- CApi.cpp - C API of kvc's GPU runtime -------------------------------===//
 #include "kvc/rt/kvc_rt.h"
 #include "kvc/rt/Runtime.h"
+#include "kvc/rt/SafeTensors.h"
 
 #include <fstream>
 #include <iterator>
@@ -41,6 +42,33 @@ static bool toType(int type, DType *out) {
 }
 
 extern "C" {
+
+int kvc_rt_check_weights(const char *manifest_path, const char *weights_path,
+                         const char **problems) {
+  static thread_local std::string text;
+  std::ifstream file(manifest_path);
+  if (!file) {
+    text = std::string("cannot read the manifest ") + manifest_path;
+    *problems = text.c_str();
+    return 1;
+  }
+  std::string json((std::istreambuf_iterator<char>(file)),
+                   std::istreambuf_iterator<char>());
+  std::vector<WeightSpec> expected;
+  if (!parseManifest(json, expected, text)) {
+    text = std::string(manifest_path) + ": " + text;
+    *problems = text.c_str();
+    return 1;
+  }
+  std::unique_ptr<SafeTensors> weights = SafeTensors::open(weights_path, text);
+  if (!weights) {
+    *problems = text.c_str();
+    return 1;
+  }
+  text = weights->check(expected);
+  *problems = text.c_str();
+  return text.empty() ? 0 : 1;
+}
 
 const char *kvc_rt_error(const kvc_rt_device *device) {
   return device ? device->error.c_str() : openError.c_str();

@@ -183,6 +183,38 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 
 } // namespace
 
+bool parseManifest(const std::string &json, std::vector<WeightSpec> &weights,
+                   std::string &error) {
+  Json root;
+  if (!Parser(json).parse(root, error))
+    return false;
+  const Json *list = root.get("weights");
+  if (root.kind != Json::Object || !list || list->kind != Json::Array) {
+    error = "the manifest has no \"weights\" list";
+    return false;
+  }
+  for (const Json &w : list->array) {
+    const Json *name = w.get("name"), *dtype = w.get("dtype"),
+               *shape = w.get("shape");
+    if (!name || name->kind != Json::String || !dtype ||
+        dtype->kind != Json::String || !shape || shape->kind != Json::Array) {
+      error = "manifest weight " + std::to_string(weights.size()) +
+              " lacks a name, a dtype or a shape";
+      return false;
+    }
+    WeightSpec spec{name->string, dtype->string, {}};
+    for (const Json &d : shape->array) {
+      if (d.kind != Json::Number || !d.integral || d.integer < 0) {
+        error = "manifest weight '" + spec.name + "' has a bad shape";
+        return false;
+      }
+      spec.shape.push_back(d.integer);
+    }
+    weights.push_back(std::move(spec));
+  }
+  return true;
+}
+
 int64_t dtypeBytes(const std::string &dtype) {
   if (dtype == "F64" || dtype == "I64" || dtype == "U64")
     return 8;

@@ -87,6 +87,32 @@ TEST_F(SafeTensorsTest, ChecksAgainstTheModel) {
             "weight 'w' has shape [2], the model expects [1, 2]\n");
 }
 
+TEST_F(SafeTensorsTest, ChecksAgainstAManifest) {
+  // As kvc-compile --emit=manifest writes it.
+  std::vector<WeightSpec> expected;
+  std::string error;
+  ASSERT_TRUE(parseManifest(R"({
+    "entry_points": ["model_prefill", "model_decode"],
+    "weights": [
+      {"dtype": "F32", "name": "model.embed_tokens.weight", "shape": [4, 2]},
+      {"dtype": "F32", "name": "model.norm.weight", "shape": [2]}
+    ]})", expected, error)) << error;
+  ASSERT_EQ(expected.size(), 2u);
+  EXPECT_EQ(expected[0].shape, (std::vector<int64_t>{4, 2}));
+  std::string path = write(
+      "model.safetensors",
+      R"({"model.embed_tokens.weight": {"dtype": "F32", "shape": [4, 2], "data_offsets": [0, 32]}, "model.norm.weight": {"dtype": "BF16", "shape": [2], "data_offsets": [32, 36]}})",
+      floats({1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  auto st = SafeTensors::open(path, error);
+  ASSERT_TRUE(st) << error;
+  EXPECT_EQ(st->check(expected),
+            "weight 'model.norm.weight' is BF16, the model expects F32\n");
+  std::vector<WeightSpec> none;
+  EXPECT_FALSE(parseManifest(R"({"weights": [{"name": "x"}]})", none, error));
+  EXPECT_EQ(error, "manifest weight 0 lacks a name, a dtype or a shape");
+  EXPECT_FALSE(parseManifest("[1, 2", none, error));
+}
+
 TEST_F(SafeTensorsTest, ReadsShardedDirectories) {
   write("model-00001-of-00002.safetensors",
         R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})",

@@ -7,6 +7,8 @@
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | kvc-opt --kvc-count-flops -o /dev/null | FileCheck %s --check-prefix=FLOPS
 // RUN: kvc-compile %S/Inputs/tiny-llama.json | kvc-opt --kvc-cpu-pipeline -o /dev/null
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest | FileCheck %s --check-prefix=MANIFEST
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest -o %t.manifest.json
+// RUN: diff %t.manifest.json %S/Inputs/tiny-llama.manifest.json
 // RUN: not kvc-compile %S/Inputs/tiny-llama.json --emit=cubin 2>&1 | FileCheck %s --check-prefix=EMIT
 //
 // RUN: echo '{"hidden_size": 64}' > %t.missing.json

@@ -66,6 +66,12 @@ private:
   std::map<std::string, WeightView> tensors_;
 };
 
+/// The weights a compiled model expects, from the manifest kvc-compile
+/// writes (`--emit=manifest`: {"weights": [{"name", "dtype", "shape"}]}).
+/// False with `error` set on malformed input.
+bool parseManifest(const std::string &json, std::vector<WeightSpec> &weights,
+                   std::string &error);
+
 /// Bytes per element of a safetensors dtype, 0 if unknown.
 int64_t dtypeBytes(const std::string &dtype);
 

@@ -25,6 +25,13 @@ enum { KVC_RT_F16 = 0, KVC_RT_BF16 = 1, KVC_RT_F32 = 2 };
  * kvc_rt_open on this thread failed. */
 const char *kvc_rt_error(const kvc_rt_device *device);
 
+/* Checks a checkpoint (a .safetensors file or a directory of them) against
+ * the manifest kvc-compile wrote (--emit=manifest): every weight present with
+ * its dtype and shape. Returns 0 if so; else nonzero with `problems` set to
+ * one line per problem (valid until the next call on this thread). No GPU. */
+int kvc_rt_check_weights(const char *manifest_path, const char *weights_path,
+                         const char **problems);
+
 /* Opens GPU `ordinal` (its primary context) and loads a kvc kernel cubin. */
 int kvc_rt_open(int ordinal, const void *cubin, size_t size,
                 kvc_rt_device **device);
