@@ -11,6 +11,9 @@
 // RUN: diff %t.manifest.json %S/Inputs/tiny-llama.manifest.json
 // RUN: not kvc-compile %S/Inputs/tiny-llama.json --emit=cubin 2>&1 | FileCheck %s --check-prefix=EMIT
 //
+// RUN: echo '{"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 96, "vocab_size": 50, "tie_word_embeddings": true}' > %t.tied.json
+// RUN: kvc-compile %t.tied.json --stage=model | FileCheck %s --check-prefix=TIED
+//
 // RUN: echo '{"hidden_size": 64}' > %t.missing.json
 // RUN: not kvc-compile %t.missing.json 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: echo '{"model_type": "gpt2"}' > %t.type.json
@@ -60,6 +63,16 @@
 // MANIFEST-NEXT: 128
 // MANIFEST: "name": "lm_head.weight",
 // EMIT: kvc-compile: error: --emit=cubin is not available (mlir, manifest)
+
+// TIED-LABEL: func.func @model(
+// TIED-SAME: %[[EMBED:[^:]+]]: tensor<50x64xf32> {kvc.weight = "model.embed_tokens.weight"}
+// TIED-SAME: tensor<128x64xf32> {kvc.weight = "model.layers.0.self_attn.q_proj.weight"}
+// TIED-SAME: tensor<64x64xf32> {kvc.weight = "model.layers.0.self_attn.k_proj.weight"}
+// TIED-SAME: tensor<64x128xf32> {kvc.weight = "model.layers.0.self_attn.o_proj.weight"}
+// TIED-NOT: lm_head
+// TIED: kvc.attention {{.+}} : tensor<?x4x?x32xf32>, tensor<?x2x?x32xf32>
+// TIED: %[[LOGITS:.+]] = linalg.generic {{.+}} ins(%{{.+}}, %[[EMBED]] : tensor<?x?x64xf32>, tensor<50x64xf32>)
+// TIED: return %[[LOGITS]] : tensor<?x?x50xf32>
 
 // FLOPS: @model: {{[0-9]+}} FLOPs per row, 512 per (row, attended key), 0 per call
 
