@@ -206,11 +206,10 @@ std::string decodeCombineKernel(const KernelKey &key) {
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
   std::string base = w.mul(row, "%num_splits");
   std::string before = w.takeBody();
-  // Each thread merges kCombineUnroll of its splits per step, loads first:
-  // with 8 sides, up to 64 splits take one round trip to memory.
+  // Each thread merges kUnroll of its splits per step, loads first.
   RowState state = {"%m", "%l", "%a"};
   std::vector<RowState> loaded;
-  for (int64_t u = 0; u < kCombineUnroll; ++u) {
+  for (int64_t u = 0; u < kUnroll; ++u) {
     std::string split = w.add("%sp", w.index(u * sides));
     std::string valid = w.cmp("ult", split, "%num_splits");
     std::string entry =
@@ -230,7 +229,7 @@ std::string decodeCombineKernel(const KernelKey &key) {
   w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
          " : f32, f32, " + vf);
   std::string loop = "    %st:3 = scf.for %sp = " + side + " to %num_splits step " +
-                     w.index(sides * kCombineUnroll) + " iter_args(%m = " + minusInf +
+                     w.index(sides * kUnroll) + " iter_args(%m = " + minusInf +
                      ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
                      vf + ") {\n" + w.takeBody() + "    }\n";
   w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +

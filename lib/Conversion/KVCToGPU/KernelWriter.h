@@ -24,8 +24,6 @@ constexpr int64_t kWarp = 32;
 constexpr int64_t kWarps = kBlockSize / kWarp;
 /// Key rows each thread loads before it computes on any of them.
 constexpr int64_t kUnroll = 4;
-/// Splits each combine thread loads before it merges any of them.
-constexpr int64_t kCombineUnroll = 8;
 
 /// Writes one kernel's body: fresh SSA names and interned constants.
 class Writer {
