@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/Conversion/KVCToCPU/KVCToCPU.h"
-#include "kvc/Conversion/CacheBoundaries.h"
+#include "kvc/Conversion/Utils.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 
@@ -115,31 +115,6 @@ Value dim(ImplicitLocOpBuilder &b, Value shaped, int64_t index) {
   if (isa<MemRefType>(shaped.getType()))
     return memref::DimOp::create(b, shaped, index);
   return tensor::DimOp::create(b, shaped, index);
-}
-
-/// The read-only buffer of a tensor operand.
-Value toBuffer(ImplicitLocOpBuilder &b, Value tensor) {
-  auto type = cast<RankedTensorType>(tensor.getType());
-  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-  return bufferization::ToBufferOp::create(b, memrefType, tensor,
-                                           /*read_only=*/true);
-}
-
-/// A fresh buffer shaped like `like` (a tensor).
-Value allocLike(ImplicitLocOpBuilder &b, Value like) {
-  auto type = cast<RankedTensorType>(like.getType());
-  SmallVector<Value> sizes;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    if (type.isDynamicDim(i))
-      sizes.push_back(dim(b, like, i));
-  return memref::AllocOp::create(
-      b, MemRefType::get(type.getShape(), type.getElementType()), sizes);
-}
-
-Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type tensorType) {
-  return bufferization::ToTensorOp::create(b, tensorType, buffer,
-                                           /*restrict=*/b.getUnitAttr(),
-                                           /*writable=*/b.getUnitAttr());
 }
 
 //===----------------------------------------------------------------------===//

@@ -7,8 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
 #include "kvc/Conversion/KVCToGPU/Kernels.h"
-#include "kvc/Conversion/CacheBoundaries.h"
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Conversion/Utils.h"
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -83,29 +83,7 @@ Value pointerOf(ImplicitLocOpBuilder &b, Value memref) {
 
 /// The device pointer of a tensor's buffer.
 Value pointerOfTensor(ImplicitLocOpBuilder &b, Value tensor) {
-  auto type = cast<RankedTensorType>(tensor.getType());
-  Value buffer = bufferization::ToBufferOp::create(
-      b, MemRefType::get(type.getShape(), type.getElementType()), tensor,
-      /*read_only=*/true);
-  return pointerOf(b, buffer);
-}
-
-/// A fresh buffer for a result shaped like `like`, and its pointer.
-std::pair<Value, Value> allocLike(ImplicitLocOpBuilder &b, Value like,
-                                  RankedTensorType type) {
-  SmallVector<Value> sizes;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    if (type.isDynamicDim(i))
-      sizes.push_back(tensor::DimOp::create(b, like, i));
-  Value buffer = memref::AllocOp::create(
-      b, MemRefType::get(type.getShape(), type.getElementType()), sizes);
-  return {buffer, pointerOf(b, buffer)};
-}
-
-Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type type) {
-  return bufferization::ToTensorOp::create(b, type, buffer,
-                                           /*restrict=*/b.getUnitAttr(),
-                                           /*writable=*/b.getUnitAttr());
+  return pointerOf(b, toBuffer(b, tensor));
 }
 
 Value dimAsI64(ImplicitLocOpBuilder &b, Value tensor, int64_t dim) {
@@ -245,7 +223,8 @@ struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
     if (failed(need(op, keys, query.getDimSize(3), group,
                     query.getElementType())))
       return failure();
-    auto [buffer, out] = allocLike(b, adaptor.getQuery(), query);
+    Value buffer = allocLike(b, adaptor.getQuery());
+    Value out = pointerOf(b, buffer);
     Value scale = arith::ConstantOp::create(
         b, b.getF32FloatAttr(op.getScaleOrDefault()));
     call(b, op, rt::kDecodeAttention,
@@ -268,7 +247,8 @@ struct AttentionLowering : RuntimePattern<AttentionOp> {
                     query.getElementType())))
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    auto [buffer, out] = allocLike(b, adaptor.getQuery(), query);
+    Value buffer = allocLike(b, adaptor.getQuery());
+    Value out = pointerOf(b, buffer);
     Value scale = arith::ConstantOp::create(
         b, b.getF32FloatAttr(op.getScaleOrDefault()));
     int type = static_cast<int>(*elementTypeOf(query.getElementType()));

@@ -161,13 +161,8 @@ public:
     return func.getArgument(numSourceArgs + i);
   }
 
-  /// The first argument laid out `[batch, sequence, ...]`.
-  Value rowsArg() {
-    for (BlockArgument arg : source.getArguments())
-      if (arg != analysis.getPositions() && analysis.carriesSequence(arg))
-        return mapping.lookup(arg);
-    llvm_unreachable("the analysis found an argument marked kvc.rows");
-  }
+  /// The first argument laid out `[batch, sequence, ...]`, in the clone.
+  Value rowsArg() { return mapping.lookup(sourceRowsArg()); }
 
   /// Gives the rows positions `base[b] + t` where `@f` reads its positions.
   void mapPositions(ImplicitLocOpBuilder &b, Value base) {
@@ -199,12 +194,9 @@ public:
 
   /// `tensor<B x i32>`, B the batch of the rows.
   RankedTensorType perSequenceType() {
-    for (BlockArgument arg : source.getArguments())
-      if (arg != analysis.getPositions() && analysis.carriesSequence(arg))
-        return RankedTensorType::get(
-            {cast<RankedTensorType>(arg.getType()).getDimSize(0)},
-            IntegerType::get(arg.getContext(), 32));
-    llvm_unreachable("the analysis found an argument marked kvc.rows");
+    auto rows = cast<RankedTensorType>(sourceRowsArg().getType());
+    return RankedTensorType::get({rows.getDimSize(0)},
+                                 IntegerType::get(rows.getContext(), 32));
   }
 
   Value lookup(Value v) { return mapping.lookup(v); }
@@ -213,6 +205,13 @@ public:
   }
 
 private:
+  BlockArgument sourceRowsArg() {
+    for (BlockArgument arg : source.getArguments())
+      if (arg != analysis.getPositions() && analysis.carriesSequence(arg))
+        return arg;
+    llvm_unreachable("the analysis found an argument marked kvc.rows");
+  }
+
   func::FuncOp source;
   const SequenceAnalysis &analysis;
   StringRef suffix;
@@ -220,10 +219,9 @@ private:
   unsigned numSourceArgs = 0;
 };
 
-/// A `[B]` i32 tensor of zeros, B the batch of `rows`.
-Value zerosPerSequence(ImplicitLocOpBuilder &b, Value rows) {
-  auto rowsType = cast<RankedTensorType>(rows.getType());
-  auto type = RankedTensorType::get({rowsType.getDimSize(0)}, b.getI32Type());
+/// Zeros of `type` (`[B] x i32`), B the batch of `rows`.
+Value zerosPerSequence(ImplicitLocOpBuilder &b, Value rows,
+                       RankedTensorType type) {
   SmallVector<Value> sizes;
   if (type.isDynamicDim(0))
     sizes.push_back(tensor::DimOp::create(b, rows, 0));
@@ -231,7 +229,6 @@ Value zerosPerSequence(ImplicitLocOpBuilder &b, Value rows) {
   Value zero = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
   return linalg::FillOp::create(b, zero, init).getResult(0);
 }
-
 
 /// Appends `@f`'s results, each either whole or at each sequence's last row,
 /// and one cache per attention.
@@ -255,7 +252,7 @@ func::FuncOp buildPrefill(OpBuilder &builder, func::FuncOp source,
 
   ImplicitLocOpBuilder b(source.getLoc(), builder);
   b.setInsertionPointToStart(&func.getBody().front());
-  Value zeros = zerosPerSequence(b, gen.rowsArg());
+  Value zeros = zerosPerSequence(b, gen.rowsArg(), gen.perSequenceType());
   gen.mapPositions(b, zeros);
   SmallVector<Value> cacheValues;
   SmallVector<Value> outputs =
