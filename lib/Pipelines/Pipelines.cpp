@@ -16,14 +16,11 @@
 
 using namespace mlir;
 
-void mlir::kvc::buildCPUPipeline(OpPassManager &pm) {
-  pm.addPass(createConvertKVCToCPUPass());
-  // Elementwise arith/math on whole tensors, as models write RMSNorm or SiLU.
-  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-
+/// Tensors to buffers, with deallocation; loops may yield fresh buffers
+/// (generation loops carry logits and tokens from step to step).
+static void addBufferization(OpPassManager &pm) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
-  // Generation loops carry fresh logits and tokens from step to step.
   bufferize.allowReturnAllocsFromLoops = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
@@ -31,7 +28,14 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm) {
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(kvc::createKVCLowerMemRefCopyPass());
+}
 
+void mlir::kvc::buildCPUPipeline(OpPassManager &pm) {
+  pm.addPass(createConvertKVCToCPUPass());
+  // Elementwise arith/math on whole tensors, as models write RMSNorm or SiLU.
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  addBufferization(pm);
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createConvertVectorToSCFPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -51,6 +55,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm, const std::string &format) {
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
   kernels.addPass(createConvertNVGPUToNVVMPass());
+  kernels.addPass(createLowerAffinePass());
   kernels.addPass(createSCFToControlFlowPass());
   kernels.addPass(memref::createExpandStridedMetadataPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
@@ -62,7 +67,41 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm, const std::string &format) {
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
+void mlir::kvc::buildGPUModelPipeline(OpPassManager &pm) {
+  pm.addPass(kvc::createConvertKVCToGPUPass());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // After CSE, which would merge the fills it gives each projection.
+  pm.addPass(kvc::createKVCFuseElementwisePass());
+  addBufferization(pm);
+  pm.addPass(kvc::createConvertLinalgToKVCGPUPass());
+  pm.addPass(createCanonicalizerPass());
+  buildGPUPipeline(pm);
+
+  // The host code: buffers from the runtime (use-generic-functions makes
+  // memref.alloc call _mlir_memref_to_llvm_alloc), launches through the
+  // mgpu* functions the runtime provides.
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
+  memrefOptions.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
 void mlir::kvc::registerKVCPipelines() {
+  PassPipelineRegistration<>(
+      "kvc-gpu-model-pipeline",
+      "lower a model's host functions (kvc, tensor and linalg IR) for the "
+      "GPU: runtime calls, cuBLASLt matmuls, generated kernels compiled to "
+      "cubins, host code in the LLVM dialect",
+      [](OpPassManager &pm) { buildGPUModelPipeline(pm); });
   PassPipelineRegistration<>(
       "kvc-gpu-pipeline",
       "lower gpu.modules (kvc's kernels) to NVVM for sm_90a and embed their "

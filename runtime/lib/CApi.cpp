@@ -54,8 +54,8 @@ int kvc_rt_check_weights(const char *manifest_path, const char *weights_path,
   }
   std::string json((std::istreambuf_iterator<char>(file)),
                    std::istreambuf_iterator<char>());
-  std::vector<WeightSpec> expected;
-  if (!parseManifest(json, expected, text)) {
+  Manifest manifest;
+  if (!parseManifest(json, manifest, text)) {
     text = std::string(manifest_path) + ": " + text;
     *problems = text.c_str();
     return 1;
@@ -65,7 +65,7 @@ int kvc_rt_check_weights(const char *manifest_path, const char *weights_path,
     *problems = text.c_str();
     return 1;
   }
-  text = weights->check(expected);
+  text = weights->check(manifest.weights);
   *problems = text.c_str();
   return text.empty() ? 0 : 1;
 }
@@ -194,6 +194,40 @@ int kvc_rt_synchronize(kvc_rt_device *device) {
   return result(device, device->device->synchronize());
 }
 
+int kvc_rt_alloc(kvc_rt_device *device, int64_t bytes, uint64_t *ptr) {
+  return result(device, device->device->allocate(bytes, ptr));
+}
+
+void kvc_rt_free(kvc_rt_device *device, uint64_t ptr) {
+  device->device->deallocate(ptr);
+}
+
+int kvc_rt_copy_to_device(kvc_rt_device *device, uint64_t dst,
+                          const void *src, int64_t bytes) {
+  return result(device, device->device->copy(dst, src, bytes));
+}
+
+int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
+                        int64_t bytes) {
+  return result(device, device->device->copyToHost(dst, src, bytes));
+}
+
+int kvc_rt_begin_capture(kvc_rt_device *device) {
+  return result(device, device->device->beginCapture());
+}
+
+int kvc_rt_end_capture(kvc_rt_device *device, void **graph) {
+  return result(device, device->device->endCapture(graph));
+}
+
+int kvc_rt_replay(kvc_rt_device *device, void *graph) {
+  return result(device, device->device->replay(graph));
+}
+
+void kvc_rt_graph_destroy(kvc_rt_device *device, void *graph) {
+  device->device->destroyGraph(graph);
+}
+
 static thread_local kvc_rt_device *current = nullptr;
 
 void kvc_rt_make_current(kvc_rt_device *device) { current = device; }
@@ -267,6 +301,68 @@ void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
     kvc_rt_prefill_attention(d, address(query), address(key), address(value),
                              address(out), batch, q_heads, kv_heads, seq,
                              head_dim, type, scale);
+}
+
+void kvc_rt_op_matmul(void *x, void *w, void *out, int64_t m, int64_t n,
+                      int64_t k, int32_t type, int32_t out_type) {
+  kvc_rt_device *d = ready();
+  DType in, outType;
+  if (d && toType(type, &in) && toType(out_type, &outType))
+    result(d, d->device->matmul(address(x), address(w), address(out), m, n, k,
+                                in, outType));
+}
+
+void *mgpuModuleLoad(void *data, int64_t) {
+  kvc_rt_device *d = ready();
+  void *module = nullptr;
+  if (d)
+    result(d, d->device->loadModule(data, &module));
+  return module;
+}
+
+void mgpuModuleUnload(void *) {}
+
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  kvc_rt_device *d = ready();
+  void *function = nullptr;
+  if (d && module)
+    result(d, d->device->compiledFunction(module, name, &function));
+  return function;
+}
+
+void *mgpuStreamCreate(void) { return current ? current->device->stream() : nullptr; }
+void mgpuStreamDestroy(void *) {}
+void mgpuStreamSynchronize(void *) {}
+
+void mgpuLaunchKernel(void *function, intptr_t grid_x, intptr_t grid_y,
+                      intptr_t grid_z, intptr_t block_x, intptr_t block_y,
+                      intptr_t block_z, int32_t shared_bytes, void *,
+                      void **params, void **, size_t) {
+  kvc_rt_device *d = ready();
+  if (!d || !function)
+    return;
+  const int64_t grid[3] = {grid_x, grid_y, grid_z};
+  const int64_t block[3] = {block_x, block_y, block_z};
+  result(d, d->device->launchCompiled(function, grid, block, shared_bytes,
+                                      params));
+}
+
+void *_mlir_memref_to_llvm_alloc(size_t bytes) {
+  kvc_rt_device *d = ready();
+  uint64_t ptr = 0;
+  if (d)
+    result(d, d->device->allocate(static_cast<int64_t>(bytes), &ptr));
+  return reinterpret_cast<void *>(ptr);
+}
+
+void *_mlir_memref_to_llvm_aligned_alloc(size_t, size_t bytes) {
+  // Blocks are 512-byte aligned and sized.
+  return _mlir_memref_to_llvm_alloc(bytes);
+}
+
+void _mlir_memref_to_llvm_free(void *ptr) {
+  if (current)
+    current->device->deallocate(address(ptr));
 }
 
 } // extern "C"

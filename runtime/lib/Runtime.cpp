@@ -1,5 +1,6 @@
 //===- Runtime.cpp - kvc's GPU runtime over the CUDA driver API ------------===//
 #include "kvc/rt/Runtime.h"
+#include "Matmul.h"
 
 #include <cuda.h>
 
@@ -117,6 +118,14 @@ Device::~Device() {
   if (!context_)
     return;
   cuCtxSetCurrent(static_cast<CUcontext>(context_));
+  matmul_.reset();
+  for (auto &[bytes, blocks] : freeBlocks_)
+    for (DevicePtr block : blocks)
+      cuMemFree(block);
+  for (auto &[block, bytes] : liveBlocks_)
+    cuMemFree(block);
+  for (void *module : compiledModules_)
+    cuModuleUnload(static_cast<CUmodule>(module));
   if (workspace_)
     cuMemFree(workspace_);
   if (status_)
@@ -370,6 +379,9 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   std::string problem = checkShapes(headDim, qHeads / kvHeads);
   if (!problem.empty())
     return fail("prefill attention: " + problem);
+  if (type == DType::F32)
+    return prefillAttentionF32(query, key, value, out, batch, qHeads, kvHeads,
+                               seq, headDim, scale);
   int64_t queries = batch * qHeads * seq * headDim;
   int64_t keys = batch * kvHeads * seq * headDim;
   Args args;
@@ -382,6 +394,32 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   return launch(prefillKernel(headDim, qHeads / kvHeads, type),
                 {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},
                 args.data());
+}
+
+// No tensor-core kernel takes f32: the keys and values of a whole sequence
+// are a cache of capacity `seq` holding `seq` rows, and causal attention over
+// them is decode attention of all `seq` rows from position 0.
+bool Device::prefillAttentionF32(DevicePtr query, DevicePtr key,
+                                 DevicePtr value, DevicePtr out, int64_t batch,
+                                 int64_t qHeads, int64_t kvHeads, int64_t seq,
+                                 int64_t headDim, float scale) {
+  DevicePtr lengths = 0, positions = 0;
+  auto run = [&]() -> bool {
+    if (!allocate(batch * 4, &lengths) || !allocate(batch * 4, &positions))
+      return false;
+    CUstream stream = static_cast<CUstream>(stream_);
+    KVC_CHECK(cuMemsetD32Async(lengths, static_cast<unsigned>(seq), batch,
+                               stream), "");
+    KVC_CHECK(cuMemsetD32Async(positions, 0, batch, stream), "");
+    Cache cache(this, {batch, kvHeads, seq, headDim, DType::F32}, key, value,
+                lengths, /*owned=*/false);
+    return decodeAttention(cache, query, qHeads, seq, positions, out, seq,
+                           scale);
+  };
+  bool ok = run();
+  deallocate(lengths);
+  deallocate(positions);
+  return ok;
 }
 
 bool Device::copyLengths(const Cache &cache, DevicePtr out) {

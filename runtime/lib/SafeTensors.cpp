@@ -183,11 +183,18 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 
 } // namespace
 
-bool parseManifest(const std::string &json, std::vector<WeightSpec> &weights,
+bool parseManifest(const std::string &json, Manifest &manifest,
                    std::string &error) {
   Json root;
   if (!Parser(json).parse(root, error))
     return false;
+  std::vector<WeightSpec> &weights = manifest.weights;
+  for (const auto &[key, value] : root.object) {
+    if (value.kind == Json::String)
+      manifest.strings[key] = value.string;
+    else if (value.kind == Json::Number && value.integral)
+      manifest.integers[key] = value.integer;
+  }
   const Json *list = root.get("weights");
   if (root.kind != Json::Object || !list || list->kind != Json::Array) {
     error = "the manifest has no \"weights\" list";

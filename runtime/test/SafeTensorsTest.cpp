@@ -89,14 +89,18 @@ TEST_F(SafeTensorsTest, ChecksAgainstTheModel) {
 
 TEST_F(SafeTensorsTest, ChecksAgainstAManifest) {
   // As kvc-compile --emit=manifest writes it.
-  std::vector<WeightSpec> expected;
+  Manifest manifest;
   std::string error;
   ASSERT_TRUE(parseManifest(R"({
+    "target": "cuda", "vocab_size": 4,
     "entry_points": ["model_prefill", "model_decode"],
     "weights": [
       {"dtype": "F32", "name": "model.embed_tokens.weight", "shape": [4, 2]},
       {"dtype": "F32", "name": "model.norm.weight", "shape": [2]}
-    ]})", expected, error)) << error;
+    ]})", manifest, error)) << error;
+  EXPECT_EQ(manifest.strings["target"], "cuda");
+  EXPECT_EQ(manifest.integers["vocab_size"], 4);
+  const std::vector<WeightSpec> &expected = manifest.weights;
   ASSERT_EQ(expected.size(), 2u);
   EXPECT_EQ(expected[0].shape, (std::vector<int64_t>{4, 2}));
   std::string path = write(
@@ -107,7 +111,7 @@ TEST_F(SafeTensorsTest, ChecksAgainstAManifest) {
   ASSERT_TRUE(st) << error;
   EXPECT_EQ(st->check(expected),
             "weight 'model.norm.weight' is BF16, the model expects F32\n");
-  std::vector<WeightSpec> none;
+  Manifest none;
   EXPECT_FALSE(parseManifest(R"({"weights": [{"name": "x"}]})", none, error));
   EXPECT_EQ(error, "manifest weight 0 lacks a name, a dtype or a shape");
   EXPECT_FALSE(parseManifest("[1, 2", none, error));

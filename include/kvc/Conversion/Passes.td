@@ -68,8 +68,10 @@ def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     next. Launch shapes (the split count of a decode) are the runtime's:
     they depend on the GPU's multiprocessors and on the kernels' occupancy.
 
-    Attention that is not causal, is masked, or is f32 has no GPU kernel:
-    the pass fails on it, naming the op and why.
+    Attention that is not causal or is masked has no GPU kernel: the pass
+    fails on it, naming the op and why. Causal f32 attention has no
+    tensor-core kernel; the runtime runs it as decode attention over the
+    whole sequence (a cache of capacity S holding S rows).
 
     Before:
     ```mlir
@@ -91,6 +93,69 @@ def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::tensor::TensorDialect"];
+}
+
+def ConvertLinalgToKVCGPUPass : Pass<"convert-linalg-to-kvc-gpu", "ModuleOp"> {
+  let summary = "lower a model's linalg ops on buffers to cuBLASLt calls and "
+                "generated GPU kernels";
+  let description = [{
+    Runs after bufferization on the host functions of a model (what
+    `kvc-compile --target=cuda` builds). Each linalg op becomes:
+
+    - a call of `kvc_rt_op_matmul` (cuBLASLt, f32 accumulation) if it is
+      `out[..., n] = sum_k x[..., k] * w[n, k]` on contiguous buffers, out
+      zero-filled right before (the fill goes away), x and w of one type
+      (f32, f16, bf16; widened with `arith.extf` in the body) and out of
+      theirs or f32 -- the form of a projection with weights laid out as
+      Hugging Face stores them;
+    - else a `gpu.launch_func` of a kernel built from the op, in
+      `gpu.module @kvc_model_kernels`: one thread per iteration point if all
+      loops are parallel (256 per block); one 256-thread block per output
+      point if there is one reduction loop, its threads striding the loop and
+      combining through warp shuffles and shared memory. The reduction's
+      output must be f32 and its combiner an op with a neutral element
+      (`arith.addf`, `arith.maximumf`, ...). Values the body captures
+      become kernel arguments, constants are cloned in.
+
+    Kernels that come out identical are generated once (a model's layers
+    share theirs). Named ops are generalized first; `memref.copy` must have
+    been lowered (`kvc-lower-memref-copy`). Anything else is an error at the
+    op.
+  }];
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def KVCFuseElementwisePass : Pass<"kvc-fuse-elementwise"> {
+  let summary = "fuse all-parallel linalg producers into their one "
+                "all-parallel consumer";
+  let description = [{
+    Upstream elementwise fusion (`linalg::populateElementwiseOpsFusionPatterns`)
+    restricted so that contractions and reductions stay whole: a producer is
+    fused only if all its loops are parallel, it has one use, and the
+    consumer's loops are all parallel too. Named ops other than fills are
+    generalized first (so transposes fuse); each user of a tensor fill gets
+    its own, right before it (so that bufferization fills in place and a
+    projection keeps its zero fill next to it). A model's RMSNorm scaling, rotary
+    embedding, transposes, SiLU-times-up and residual adds then become few
+    kernels, while its projections still match cuBLASLt.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def KVCLowerMemRefCopyPass : Pass<"kvc-lower-memref-copy"> {
+  let summary = "rewrite memref.copy as a linalg.generic copy";
+  let description = [{
+    So that copies (from bufferized concats and slices) become loops or
+    kernels like every other op, without the `memrefCopy` runtime function
+    of MLIR's C runner utilities.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
 #endif // KVC_CONVERSION_PASSES_TD

@@ -17,6 +17,13 @@ void buildCPUPipeline(OpPassManager &pm);
 /// ("bin": cubin, "isa": PTX, "fatbin"). Host code is left as it is.
 void buildGPUPipeline(OpPassManager &pm, const std::string &format = "bin");
 
+/// `kvc-gpu-model-pipeline`: a model's host functions for the GPU (what
+/// `kvc-compile --target=cuda` runs): kvc ops to runtime calls, elementwise
+/// fusion, bufferization, projections to cuBLASLt calls, every other linalg
+/// op to a generated kernel, all kernels to cubins, the host code to the
+/// LLVM dialect calling the runtime (runtime/include/kvc/rt/kvc_rt.h).
+void buildGPUModelPipeline(OpPassManager &pm);
+
 /// Registers every kvc pipeline with the global pass registry.
 void registerKVCPipelines();
 } // namespace kvc

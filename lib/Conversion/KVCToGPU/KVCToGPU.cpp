@@ -277,12 +277,6 @@ struct ConvertKVCToGPUPass
                        "prefill kernel)");
         return WalkResult::interrupt();
       }
-      Type type = op.getQuery().getType().getElementType();
-      if (!type.isF16() && !type.isBF16()) {
-        op.emitOpError() << "has no GPU prefill kernel for element type "
-                         << type << " (the tensor cores take f16 and bf16)";
-        return WalkResult::interrupt();
-      }
       return WalkResult::advance();
     });
     if (unsupported.wasInterrupted())

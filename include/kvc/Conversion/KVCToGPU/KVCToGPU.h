@@ -17,6 +17,7 @@ constexpr const char *kLengths = "kvc_rt_op_lengths";
 constexpr const char *kCacheBatch = "kvc_rt_op_cache_batch";
 constexpr const char *kDecodeAttention = "kvc_rt_op_decode_attention";
 constexpr const char *kPrefillAttention = "kvc_rt_op_prefill_attention";
+constexpr const char *kMatmul = "kvc_rt_op_matmul";
 } // namespace rt
 } // namespace kvc
 } // namespace mlir

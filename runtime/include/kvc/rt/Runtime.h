@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kvc::rt {
 
@@ -30,6 +31,7 @@ struct CacheLayout {
 };
 
 class Device;
+class Matmul;
 
 /// A key/value cache. Either owned (allocated by Device::createCache, zero
 /// lengths) or wrapping memory someone else allocated.
@@ -46,6 +48,7 @@ public:
 
 private:
   friend class Device;
+class Matmul;
   Cache(Device *device, CacheLayout layout, DevicePtr keys, DevicePtr values,
         DevicePtr lengths, bool owned)
       : device_(device), layout_(layout), keys_(keys), values_(values),
@@ -102,6 +105,37 @@ public:
   /// Waits for the stream and reports the kernels' own checks.
   bool synchronize();
 
+  // What compiled models need besides the cache ops.
+
+  /// Device memory for a model's buffers. Freed blocks are kept by size and
+  /// handed out again: every launch goes to one stream, so reuse in stream
+  /// order is safe, and a step run again with the same shapes allocates
+  /// nothing (what capturing it in a CUDA graph needs).
+  bool allocate(int64_t bytes, DevicePtr *ptr);
+  void deallocate(DevicePtr ptr);
+  /// `out[m, n] = sum_k x[m, k] w[n, k]`, row-major (w as Hugging Face
+  /// stores projections), f32 accumulation, through cuBLASLt; `out` is of
+  /// `outType` (`type` or f32).
+  bool matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
+              int64_t k, DType type, DType outType);
+  /// Loads a module of kernels compiled with a model; kept until close.
+  bool loadModule(const void *image, void **module);
+  bool compiledFunction(void *module, const char *name, void **function);
+  /// Copies on the stream; copyToHost waits for it.
+  bool copy(DevicePtr dst, const void *src, int64_t bytes);
+  bool copyToHost(void *dst, DevicePtr src, int64_t bytes);
+  /// Launches `function` of such a module on the device's stream.
+  bool launchCompiled(void *function, const int64_t grid[3],
+                      const int64_t block[3], int32_t sharedBytes,
+                      void **params);
+  void *stream() const { return stream_; }
+  /// Starts and ends capturing the stream's work into a CUDA graph, and
+  /// replays it.
+  bool beginCapture();
+  bool endCapture(void **graph);
+  bool replay(void *graph);
+  void destroyGraph(void *graph);
+
 private:
   Device() = default;
   bool fail(const std::string &message);
@@ -113,7 +147,16 @@ private:
   bool ensureWorkspace(int64_t bytes);
   bool checkCache(const Cache &cache);
 
+  bool prefillAttentionF32(DevicePtr query, DevicePtr key, DevicePtr value,
+                           DevicePtr out, int64_t batch, int64_t qHeads,
+                           int64_t kvHeads, int64_t seq, int64_t headDim,
+                           float scale);
+
   void *context_ = nullptr, *module_ = nullptr, *stream_ = nullptr;
+  std::unique_ptr<Matmul> matmul_;
+  std::vector<void *> compiledModules_;
+  std::map<int64_t, std::vector<DevicePtr>> freeBlocks_;
+  std::map<DevicePtr, int64_t> liveBlocks_;
   int device_ = 0, multiprocessors_ = 0;
   DevicePtr status_ = 0, workspace_ = 0;
   int64_t workspaceBytes_ = 0;

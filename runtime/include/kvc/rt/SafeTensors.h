@@ -66,10 +66,18 @@ private:
   std::map<std::string, WeightView> tensors_;
 };
 
-/// The weights a compiled model expects, from the manifest kvc-compile
-/// writes (`--emit=manifest`: {"weights": [{"name", "dtype", "shape"}]}).
+/// What kvc-compile says of a model it compiled (`manifest.json`): the
+/// weights it expects ({"weights": [{"name", "dtype", "shape"}]}), its
+/// string fields (target, library, kernels, dtype) and integer fields
+/// (vocab_size, the words of each entry point's arguments).
+struct Manifest {
+  std::vector<WeightSpec> weights;
+  std::map<std::string, std::string> strings;
+  std::map<std::string, int64_t> integers;
+};
+
 /// False with `error` set on malformed input.
-bool parseManifest(const std::string &json, std::vector<WeightSpec> &weights,
+bool parseManifest(const std::string &json, Manifest &manifest,
                    std::string &error);
 
 /// Bytes per element of a safetensors dtype, 0 if unknown.

@@ -86,6 +86,22 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
 /* Waits for the stream; reports device-side check failures. */
 int kvc_rt_synchronize(kvc_rt_device *device);
 
+/* Device memory from the device's cache of blocks (what compiled code's
+ * buffers come from), and copies on the device's stream. */
+int kvc_rt_alloc(kvc_rt_device *device, int64_t bytes, uint64_t *ptr);
+void kvc_rt_free(kvc_rt_device *device, uint64_t ptr);
+int kvc_rt_copy_to_device(kvc_rt_device *device, uint64_t dst,
+                          const void *src, int64_t bytes);
+/* Waits for the stream, then copies. */
+int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
+                        int64_t bytes);
+/* Records what the stream is given between begin and end (the calls of a
+ * compiled step) as a CUDA graph; replay launches it again. */
+int kvc_rt_begin_capture(kvc_rt_device *device);
+int kvc_rt_end_capture(kvc_rt_device *device, void **graph);
+int kvc_rt_replay(kvc_rt_device *device, void *graph);
+void kvc_rt_graph_destroy(kvc_rt_device *device, void *graph);
+
 /* For compiled code (what convert-kvc-to-gpu calls): the same operations on
  * the device made current, on cache handles. A failure is kept on that
  * device (kvc_rt_error) and makes later operations do nothing until
@@ -107,6 +123,30 @@ void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
                                  void *out, int64_t batch, int64_t q_heads,
                                  int64_t kv_heads, int64_t seq,
                                  int64_t head_dim, int32_t type, float scale);
+/* out[m, n] = sum_k x[m, k] w[n, k] (cuBLASLt, f32 accumulation); x and w
+ * of `type`, out of `out_type` (the same or KVC_RT_F32). */
+void kvc_rt_op_matmul(void *x, void *w, void *out, int64_t m, int64_t n,
+                      int64_t k, int32_t type, int32_t out_type);
+
+/* The ABI that MLIR's gpu.launch_func and memref.alloc lowerings call
+ * (gpu-to-llvm with its LLVM translation; finalize-memref-to-llvm with
+ * use-generic-functions), served on the current device: modules stay loaded
+ * until the device closes, every launch goes to the device's stream, and
+ * buffers come from kvc_rt_alloc. Streams are the device's; synchronizing
+ * one is left to kvc_rt_synchronize, so that a step can be captured. */
+void *mgpuModuleLoad(void *data, int64_t size);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, const char *name);
+void *mgpuStreamCreate(void);
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamSynchronize(void *stream);
+void mgpuLaunchKernel(void *function, intptr_t grid_x, intptr_t grid_y,
+                      intptr_t grid_z, intptr_t block_x, intptr_t block_y,
+                      intptr_t block_z, int32_t shared_bytes, void *stream,
+                      void **params, void **extra, size_t param_count);
+void *_mlir_memref_to_llvm_alloc(size_t bytes);
+void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t bytes);
+void _mlir_memref_to_llvm_free(void *ptr);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,586 @@
+//===- LinalgToGPU.cpp - a model's linalg ops on the GPU -------------------===//
+//
+// After bufferization, each linalg op of a model's host function becomes
+// either a cuBLASLt matmul (a runtime call) or a launch of a kernel generated
+// from the op: one thread per point of an all-parallel op, or one block per
+// output point of an op with one reduction loop (threads stride the loop,
+// then combine through warp shuffles and shared memory). Kernels that come
+// out identical (every layer's RMSNorm) are generated once.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+#include "kvc/Conversion/Passes.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir::kvc {
+#define GEN_PASS_DEF_CONVERTLINALGTOKVCGPUPASS
+#include "kvc/Conversion/Passes.h.inc"
+} // namespace mlir::kvc
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+namespace {
+
+constexpr int64_t kThreads = 256;
+constexpr int64_t kWarpSize = 32;
+constexpr StringLiteral kModuleName = "kvc_model_kernels";
+
+Value index(ImplicitLocOpBuilder &b, int64_t v) {
+  return arith::ConstantIndexOp::create(b, v);
+}
+
+Value i64(ImplicitLocOpBuilder &b, Value v) {
+  return arith::IndexCastOp::create(b, b.getI64Type(), v);
+}
+
+Value materialize(ImplicitLocOpBuilder &b, OpFoldResult ofr) {
+  if (auto v = dyn_cast<Value>(ofr))
+    return v;
+  return index(b, cast<IntegerAttr>(cast<Attribute>(ofr)).getInt());
+}
+
+/// The loop sizes of `op`, as index values built at `b`.
+SmallVector<Value> loopSizes(ImplicitLocOpBuilder &b, linalg::LinalgOp op) {
+  SmallVector<Value> sizes;
+  for (Range range : op.createLoopRanges(b, b.getLoc()))
+    sizes.push_back(materialize(b, range.size));
+  return sizes;
+}
+
+Value product(ImplicitLocOpBuilder &b, ArrayRef<Value> values) {
+  Value p = index(b, 1);
+  for (Value v : values)
+    p = arith::MulIOp::create(b, p, v);
+  return p;
+}
+
+/// Splits `linear` into coordinates over `sizes`, the last fastest.
+SmallVector<Value> delinearize(ImplicitLocOpBuilder &b, Value linear,
+                               ArrayRef<Value> sizes) {
+  SmallVector<Value> coords(sizes.size());
+  for (size_t i = sizes.size(); i-- > 0;) {
+    if (i == 0) {
+      coords[i] = linear;
+      break;
+    }
+    coords[i] = arith::RemUIOp::create(b, linear, sizes[i]);
+    linear = arith::DivUIOp::create(b, linear, sizes[i]);
+  }
+  return coords;
+}
+
+/// The indices `map` gives at loop coordinates `ivs`.
+SmallVector<Value> applyMap(ImplicitLocOpBuilder &b, AffineMap map,
+                            ArrayRef<Value> ivs) {
+  SmallVector<Value> indices;
+  for (AffineExpr expr : map.getResults()) {
+    if (auto dim = dyn_cast<AffineDimExpr>(expr)) {
+      indices.push_back(ivs[dim.getPosition()]);
+      continue;
+    }
+    indices.push_back(affine::AffineApplyOp::create(
+        b, AffineMap::get(map.getNumDims(), 0, expr), ivs));
+  }
+  return indices;
+}
+
+/// Loads the operand of `op` at coordinates `ivs` (scalars are themselves).
+Value loadOperand(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+                  OpOperand &operand, ArrayRef<Value> ivs) {
+  Value v = operand.get();
+  if (!isa<MemRefType>(v.getType()))
+    return v;
+  return memref::LoadOp::create(
+      b, v, applyMap(b, op.getMatchingIndexingMap(&operand), ivs));
+}
+
+/// Clones the body of `op` at coordinates `ivs`, block arguments mapped
+/// already; returns the yielded values.
+SmallVector<Value> cloneBody(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+                             IRMapping &mapping, ArrayRef<Value> ivs) {
+  for (Operation &inner : op.getBody()->without_terminator()) {
+    if (auto idx = dyn_cast<linalg::IndexOp>(inner)) {
+      mapping.map(idx.getResult(), ivs[idx.getDim()]);
+      continue;
+    }
+    b.clone(inner, mapping);
+  }
+  SmallVector<Value> yielded;
+  for (Value v : op.getBody()->getTerminator()->getOperands())
+    yielded.push_back(mapping.lookupOrDefault(v));
+  return yielded;
+}
+
+/// The combiner of a one-output reduction: the yielded op that takes the
+/// output's block argument, with a neutral element. Null if there is none.
+Operation *reductionCombiner(linalg::GenericOp op) {
+  if (op.getNumDpsInits() != 1)
+    return nullptr;
+  BlockArgument acc = op.getBody()->getArguments().back();
+  Operation *yield = op.getBody()->getTerminator();
+  Operation *combiner = yield->getOperand(0).getDefiningOp();
+  if (!combiner || combiner->getNumOperands() != 2 ||
+      combiner->getNumResults() != 1 || !acc.hasOneUse() ||
+      *acc.getUsers().begin() != combiner ||
+      !arith::getNeutralElement(combiner) ||
+      !combiner->getResult(0).getType().isF32())
+    return nullptr;
+  return combiner;
+}
+
+Value combine(ImplicitLocOpBuilder &b, Operation *combiner, Value lhs,
+              Value rhs) {
+  OperationState state(b.getLoc(), combiner->getName());
+  state.addOperands({lhs, rhs});
+  state.addTypes(lhs.getType());
+  state.addAttributes(combiner->getAttrs());
+  return b.create(state)->getResult(0);
+}
+
+/// Builds kernels from generic ops and deduplicates them by their text.
+class KernelLibrary {
+public:
+  explicit KernelLibrary(ModuleOp module) : module(module) {}
+
+  /// Replaces `op` with a launch of a kernel computing it.
+  LogicalResult outline(linalg::GenericOp op);
+
+private:
+  gpu::GPUModuleOp kernels();
+  /// The name of a kernel identical to `func`, which is erased, or of
+  /// `func` itself, now named.
+  StringAttr intern(gpu::GPUFuncOp func);
+  void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
+  void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+                      Operation *combiner, BlockArgument scratch);
+
+  ModuleOp module;
+  gpu::GPUModuleOp module_;
+  llvm::StringMap<StringAttr> byText;
+};
+
+gpu::GPUModuleOp KernelLibrary::kernels() {
+  if (module_)
+    return module_;
+  OpBuilder b(module.getBodyRegion());
+  b.setInsertionPointToEnd(module.getBody());
+  module_ = gpu::GPUModuleOp::create(b, module.getLoc(), kModuleName);
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  b.getUnitAttr());
+  return module_;
+}
+
+StringAttr KernelLibrary::intern(gpu::GPUFuncOp func) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  // Candidates are all named kvc_model_new until interned.
+  func->print(os, OpPrintingFlags().printGenericOpForm());
+  auto it = byText.find(text);
+  if (it != byText.end()) {
+    func.erase();
+    return it->second;
+  }
+  std::string name = "kvc_model_" + std::to_string(byText.size());
+  func.setName(name);
+  StringAttr attr = StringAttr::get(func.getContext(), name);
+  byText[text] = attr;
+  return attr;
+}
+
+void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
+                                  linalg::GenericOp op) {
+  SmallVector<Value> sizes = loopSizes(b, op);
+  Value id = arith::AddIOp::create(
+      b,
+      arith::MulIOp::create(b, gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                            index(b, kThreads)),
+      gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, id,
+                                       product(b, sizes));
+  auto ifOp = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  SmallVector<Value> ivs = delinearize(b, id, sizes);
+  IRMapping mapping;
+  for (OpOperand &operand : op->getOpOperands()) {
+    BlockArgument arg = op.getMatchingBlockArgument(&operand);
+    if (!arg.use_empty())
+      mapping.map(arg, loadOperand(b, op, operand, ivs));
+  }
+  SmallVector<Value> yielded = cloneBody(b, op, mapping, ivs);
+  for (auto [init, value] : llvm::zip(op.getDpsInitsMutable(), yielded))
+    memref::StoreOp::create(
+        b, value, init.get(),
+        applyMap(b, op.getMatchingIndexingMap(&init), ivs));
+}
+
+void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
+                                   linalg::GenericOp op, Operation *combiner,
+                                   BlockArgument scratch) {
+  SmallVector<Value> sizes = loopSizes(b, op);
+  SmallVector<unsigned> parallel;
+  op.getParallelDims(parallel);
+  SmallVector<unsigned> reduction;
+  op.getReductionDims(reduction);
+  SmallVector<Value> parallelSizes;
+  for (unsigned d : parallel)
+    parallelSizes.push_back(sizes[d]);
+  SmallVector<Value> point = delinearize(
+      b, gpu::BlockIdOp::create(b, gpu::Dimension::x), parallelSizes);
+  SmallVector<Value> ivs(sizes.size(), index(b, 0));
+  for (auto [d, v] : llvm::zip(parallel, point))
+    ivs[d] = v;
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value neutral = arith::ConstantOp::create(
+      b, *arith::getNeutralElement(combiner));
+
+  // Each thread folds every kThreads-th point of the reduction loop.
+  unsigned r = reduction.front();
+  auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads),
+                                 ValueRange{neutral});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> at = ivs;
+    at[r] = loop.getInductionVar();
+    IRMapping mapping;
+    for (OpOperand *operand : op.getDpsInputOperands()) {
+      BlockArgument arg = op.getMatchingBlockArgument(operand);
+      if (!arg.use_empty())
+        mapping.map(arg, loadOperand(b, op, *operand, at));
+    }
+    mapping.map(op.getBody()->getArguments().back(),
+                loop.getRegionIterArgs().front());
+    scf::YieldOp::create(b, cloneBody(b, op, mapping, at));
+  }
+  Value acc = loop.getResult(0);
+
+  auto warpReduce = [&](Value v) {
+    for (int32_t offset = kWarpSize / 2; offset > 0; offset /= 2) {
+      Value other = gpu::ShuffleOp::create(b, v, offset, kWarpSize,
+                                           gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      v = combine(b, combiner, v, other);
+    }
+    return v;
+  };
+  acc = warpReduce(acc);
+  Value lane = arith::RemUIOp::create(b, tid, index(b, kWarpSize));
+  Value warp = arith::DivUIOp::create(b, tid, index(b, kWarpSize));
+  Value zero = index(b, 0);
+  Value firstLane =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, zero);
+  auto store = scf::IfOp::create(b, firstLane, false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&store.getThenRegion().front());
+    memref::StoreOp::create(b, acc, scratch, ValueRange{warp});
+  }
+  gpu::BarrierOp::create(b);
+  Value firstWarp =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, zero);
+  auto last = scf::IfOp::create(b, firstWarp, false);
+  b.setInsertionPointToStart(&last.getThenRegion().front());
+  int64_t warps = kThreads / kWarpSize;
+  Value slot = arith::MinUIOp::create(b, lane, index(b, warps - 1));
+  Value partial = memref::LoadOp::create(b, scratch, ValueRange{slot});
+  Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, lane,
+                                      index(b, warps));
+  Value total =
+      warpReduce(arith::SelectOp::create(b, valid, partial, neutral));
+  auto write = scf::IfOp::create(b, firstLane, false);
+  b.setInsertionPointToStart(&write.getThenRegion().front());
+  OpOperand &init = op.getDpsInitsMutable()[0];
+  SmallVector<Value> at = applyMap(b, op.getMatchingIndexingMap(&init), ivs);
+  Value old = memref::LoadOp::create(b, init.get(), at);
+  memref::StoreOp::create(b, combine(b, combiner, old, total), init.get(), at);
+}
+
+LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics())
+    return op.emitOpError("kvc GPU lowering: expected buffers (run one-shot "
+                          "bufferization first)");
+  SmallVector<unsigned> reduction;
+  op.getReductionDims(reduction);
+  Operation *combiner = nullptr;
+  if (!reduction.empty()) {
+    combiner = reductionCombiner(op);
+    if (reduction.size() != 1 || !combiner)
+      return op.emitOpError(
+          "kvc GPU lowering: a reduction must have one reduction loop and one "
+          "f32 output combined by an op with a neutral element (add, max, "
+          "...)");
+  }
+
+  // Kernel arguments: the operands, then what the body captures (constants
+  // are cloned in).
+  SetVector<Value> captured;
+  getUsedValuesDefinedAbove(op.getRegion(), captured);
+  SmallVector<Value> operands(op->getOperands());
+  SmallVector<Operation *> constants;
+  for (Value v : captured) {
+    Operation *def = v.getDefiningOp();
+    if (def && def->hasTrait<OpTrait::ConstantLike>())
+      constants.push_back(def);
+    else
+      operands.push_back(v);
+  }
+
+  MLIRContext *context = op.getContext();
+  OpBuilder moduleBuilder(context);
+  moduleBuilder.setInsertionPointToEnd(kernels().getBody());
+  auto scratchType = MemRefType::get(
+      {kThreads / kWarpSize}, Float32Type::get(context), AffineMap(),
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
+  SmallVector<Type> workgroup;
+  if (combiner)
+    workgroup.push_back(scratchType);
+  auto func = gpu::GPUFuncOp::create(
+      moduleBuilder, op.getLoc(), "kvc_model_new",
+      FunctionType::get(context, ValueRange(operands).getTypes(), {}),
+      workgroup);
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                UnitAttr::get(context));
+  func.setKnownBlockSizeAttr(
+      DenseI32ArrayAttr::get(context, {int32_t(kThreads), 1, 1}));
+
+  ImplicitLocOpBuilder b(op.getLoc(), context);
+  b.setInsertionPointToStart(&func.getBody().front());
+  IRMapping mapping;
+  for (auto [v, arg] : llvm::zip(operands, func.getArguments()))
+    mapping.map(v, arg);
+  for (Operation *c : constants)
+    b.clone(*c, mapping);
+  auto clone = cast<linalg::GenericOp>(b.clone(*op, mapping));
+  if (combiner) {
+    Operation *clonedCombiner =
+        clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
+    buildReduction(b, clone, clonedCombiner,
+                   func.getWorkgroupAttributions().front());
+  } else {
+    buildParallel(b, clone);
+  }
+  b.setInsertionPointToEnd(&func.getBody().front());
+  gpu::ReturnOp::create(b);
+  clone.erase();
+  StringAttr name = intern(func);
+
+  // The launch, sized on the host.
+  ImplicitLocOpBuilder host(op.getLoc(), op);
+  SmallVector<Value> sizes = loopSizes(host, op);
+  Value grid;
+  if (combiner) {
+    SmallVector<unsigned> parallel;
+    op.getParallelDims(parallel);
+    SmallVector<Value> parallelSizes;
+    for (unsigned d : parallel)
+      parallelSizes.push_back(sizes[d]);
+    grid = product(host, parallelSizes);
+  } else {
+    grid = arith::CeilDivUIOp::create(host, product(host, sizes),
+                                      index(host, kThreads));
+  }
+  Value one = index(host, 1);
+  gpu::LaunchFuncOp::create(
+      host,
+      SymbolRefAttr::get(StringAttr::get(context, kModuleName),
+                         {FlatSymbolRefAttr::get(name)}),
+      gpu::KernelDim3{grid, one, one},
+      gpu::KernelDim3{index(host, kThreads), one, one},
+      /*dynamicSharedMemorySize=*/Value(), operands,
+      /*asyncObject=*/Value());
+  op.erase();
+  return success();
+}
+
+/// `out[..., n] = sum_k x[..., k] * w[n, k]` with x, w, out contiguous,
+/// out zero-filled just before: the cuBLASLt call. The element types of x
+/// and w agree (f32, f16 or bf16, widened in the body); out is theirs or
+/// f32.
+struct Matmul {
+  Value x, w, out;
+  linalg::FillOp fill;
+};
+
+std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
+  if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+      !op.hasPureBufferSemantics())
+    return std::nullopt;
+  unsigned loops = op.getNumLoops();
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  if (loops < 3)
+    return std::nullopt;
+  for (unsigned i = 0; i + 1 < loops; ++i)
+    if (iterators[i] != utils::IteratorType::parallel)
+      return std::nullopt;
+  if (iterators.back() != utils::IteratorType::reduction)
+    return std::nullopt;
+  MLIRContext *ctx = op.getContext();
+  auto dims = [&](ArrayRef<unsigned> ds) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : ds)
+      exprs.push_back(getAffineDimExpr(d, ctx));
+    return AffineMap::get(loops, 0, exprs, ctx);
+  };
+  SmallVector<unsigned> xDims, outDims;
+  for (unsigned i = 0; i + 2 < loops; ++i) {
+    xDims.push_back(i);
+    outDims.push_back(i);
+  }
+  xDims.push_back(loops - 1);
+  outDims.push_back(loops - 2);
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps[0] != dims(xDims) || maps[1] != dims({loops - 2, loops - 1}) ||
+      maps[2] != dims(outDims))
+    return std::nullopt;
+
+  // yield addf(acc, mulf(widen(a), widen(b))).
+  Block *body = op.getBody();
+  auto add = body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return std::nullopt;
+  Value acc = body->getArgument(2), product;
+  if (add.getLhs() == acc)
+    product = add.getRhs();
+  else if (add.getRhs() == acc)
+    product = add.getLhs();
+  else
+    return std::nullopt;
+  auto mul = product.getDefiningOp<arith::MulFOp>();
+  if (!mul)
+    return std::nullopt;
+  auto unwiden = [](Value v) {
+    if (auto ext = v.getDefiningOp<arith::ExtFOp>())
+      return ext.getIn();
+    return v;
+  };
+  Value a = unwiden(mul.getLhs()), bv = unwiden(mul.getRhs());
+  if (!((a == body->getArgument(0) && bv == body->getArgument(1)) ||
+        (a == body->getArgument(1) && bv == body->getArgument(0))))
+    return std::nullopt;
+  if (std::distance(body->begin(), body->end()) >
+      static_cast<long>(3 + (mul.getLhs() != a) + (mul.getRhs() != bv)))
+    return std::nullopt;
+
+  Matmul m{op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0],
+           nullptr};
+  for (Value v : {m.x, m.w, m.out}) {
+    auto type = cast<MemRefType>(v.getType());
+    if (!type.getLayout().isIdentity())
+      return std::nullopt;
+  }
+  Type in = cast<MemRefType>(m.x.getType()).getElementType();
+  Type outType = cast<MemRefType>(m.out.getType()).getElementType();
+  if (in != cast<MemRefType>(m.w.getType()).getElementType() ||
+      !(in.isF32() || in.isF16() || in.isBF16()) ||
+      !(outType == in || outType.isF32()))
+    return std::nullopt;
+  // The zero fill of out, the op right before.
+  auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+  if (!fill || fill.getOutputs()[0] != m.out)
+    return std::nullopt;
+  auto zero = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>();
+  auto value = zero ? dyn_cast<FloatAttr>(zero.getValue()) : nullptr;
+  if (!value || !value.getValue().isZero())
+    return std::nullopt;
+  m.fill = fill;
+  return m;
+}
+
+int32_t typeCode(Type t) { return t.isF16() ? 0 : t.isBF16() ? 1 : 2; }
+
+void lowerMatmul(linalg::GenericOp op, Matmul m) {
+  ImplicitLocOpBuilder b(op.getLoc(), op);
+  auto pointer = [&](Value memref) -> Value {
+    Value idx = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+    return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
+                                    i64(b, idx));
+  };
+  auto outType = cast<MemRefType>(m.out.getType());
+  SmallVector<Value> rows;
+  for (int64_t d = 0; d + 1 < outType.getRank(); ++d)
+    rows.push_back(memref::DimOp::create(b, m.out, d).getResult());
+  Value k = memref::DimOp::create(b, m.x, outType.getRank() - 1);
+  Value n = memref::DimOp::create(b, m.out, outType.getRank() - 1);
+  Type in = cast<MemRefType>(m.x.getType()).getElementType();
+  SmallVector<Value> args = {
+      pointer(m.x), pointer(m.w), pointer(m.out), i64(b, product(b, rows)),
+      i64(b, n), i64(b, k),
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(typeCode(in))),
+      arith::ConstantOp::create(
+          b, b.getI32IntegerAttr(typeCode(outType.getElementType())))};
+  auto module = op->getParentOfType<ModuleOp>();
+  auto fnType = b.getFunctionType(ValueRange(args).getTypes(), {});
+  if (!module.lookupSymbol(rt::kMatmul)) {
+    OpBuilder mb(module.getBodyRegion());
+    func::FuncOp::create(mb, module.getLoc(), rt::kMatmul, fnType)
+        .setPrivate();
+  }
+  func::CallOp::create(b, rt::kMatmul, TypeRange{}, args);
+  m.fill.erase();
+  op.erase();
+}
+
+struct ConvertLinalgToKVCGPUPass
+    : kvc::impl::ConvertLinalgToKVCGPUPassBase<ConvertLinalgToKVCGPUPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    IRRewriter rewriter(&getContext());
+    // Matmuls first, while their zero fills are still named ops.
+    SmallVector<std::pair<linalg::GenericOp, Matmul>> matmuls;
+    module.walk([&](func::FuncOp f) {
+      f.walk([&](linalg::GenericOp op) {
+        if (std::optional<Matmul> m = matchMatmul(op))
+          matmuls.push_back({op, *m});
+      });
+    });
+    for (auto &[op, m] : matmuls)
+      lowerMatmul(op, m);
+
+    SmallVector<linalg::LinalgOp> named;
+    module.walk([&](func::FuncOp f) {
+      f.walk([&](linalg::LinalgOp op) {
+        if (!isa<linalg::GenericOp>(op))
+          named.push_back(op);
+      });
+    });
+    for (linalg::LinalgOp op : named) {
+      rewriter.setInsertionPoint(op);
+      if (failed(linalg::generalizeNamedOp(rewriter, op))) {
+        op->emitOpError("kvc GPU lowering: cannot generalize this op");
+        return signalPassFailure();
+      }
+    }
+    WalkResult copies = module.walk([](memref::CopyOp op) {
+      op.emitOpError("kvc GPU lowering: run kvc-lower-memref-copy first");
+      return WalkResult::interrupt();
+    });
+    if (copies.wasInterrupted())
+      return signalPassFailure();
+
+    KernelLibrary library(module);
+    SmallVector<linalg::GenericOp> generics;
+    module.walk([&](func::FuncOp f) {
+      f.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+    });
+    for (linalg::GenericOp op : generics)
+      if (failed(library.outline(op)))
+        return signalPassFailure();
+  }
+};
+
+} // namespace
