@@ -6,6 +6,9 @@
 // token by token, greedy or sampled. On the GPU every decode step after the
 // first is replayed from a CUDA graph.
 //
+// The GPU runtime (libkvc_rt.so) is loaded only for CUDA artifacts, so that
+// kvc-run runs CPU artifacts on machines without a GPU driver.
+//
 // The entry points are called through packed wrappers kvc-compile adds:
 // `_kvc_<name>(void **args)`, one pointer per 64-bit word of the lowered
 // signature (a rank-r memref is 3 + 2r words: two pointers, offset, sizes,
@@ -13,11 +16,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/rt/SafeTensors.h"
-#ifdef KVC_RUN_CUDA
 #include "kvc/rt/kvc_rt.h"
-#endif
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -60,6 +62,8 @@ directory it wrote). PATH is a .safetensors file or a directory of them.
   --logits FILE         write each step's logits, f32 [steps, batch, vocab]
   --quiet               no per-step token lines
   --device N            GPU ordinal (default 0)
+  --runtime FILE        the GPU runtime (default: ../lib/libkvc_rt.so next
+                        to kvc-run)
 )";
 
 [[noreturn]] void die(const std::string &message) {
@@ -76,7 +80,7 @@ std::string readFile(const std::string &path) {
 }
 
 struct Options {
-  std::string artifact, weights, logitsPath;
+  std::string artifact, weights, logitsPath, runtime;
   std::vector<std::vector<int32_t>> prompts;
   int64_t maxNew = 32, maxContext = 0, batch = 0, topK = 0, device = 0;
   double temperature = 0, topP = 1;
@@ -165,6 +169,8 @@ Options parseOptions(int argc, char **argv) {
       o.logitsPath = number(i, "--logits");
     else if (a == "--quiet")
       o.quiet = true;
+    else if (a == "--runtime")
+      o.runtime = number(i, "--runtime");
     else if (a == "--device")
       o.device = integer(i, "--device", 0);
     else if (!a.empty() && a[0] == '-')
@@ -219,60 +225,93 @@ public:
   void finish(const char *) override {}
 };
 
-#ifdef KVC_RUN_CUDA
+/// The GPU runtime's C API, loaded with dlopen.
+struct Runtime {
+#define KVC_RT_FUNCTIONS(X)                                                    \
+  X(kvc_rt_error) X(kvc_rt_open_file) X(kvc_rt_close) X(kvc_rt_make_current)   \
+  X(kvc_rt_alloc) X(kvc_rt_free) X(kvc_rt_copy_to_device)                      \
+  X(kvc_rt_copy_to_host) X(kvc_rt_synchronize) X(kvc_rt_begin_capture)        \
+  X(kvc_rt_end_capture) X(kvc_rt_replay) X(kvc_rt_graph_destroy)              \
+  X(kvc_rt_op_cache_free)
+#define KVC_RT_MEMBER(name) decltype(&::name) name = nullptr;
+  KVC_RT_FUNCTIONS(KVC_RT_MEMBER)
+#undef KVC_RT_MEMBER
+
+  explicit Runtime(const std::string &path) {
+    // Global: the model library resolves kvc_rt_op_* and mgpu* in it.
+    void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    if (!handle)
+      die("cannot load the GPU runtime " + path + ": " + dlerror() +
+          " (--runtime names it)");
+#define KVC_RT_LOAD(name)                                                      \
+  name = reinterpret_cast<decltype(name)>(dlsym(handle, #name));               \
+  if (!name)                                                                   \
+    die(path + " lacks " #name);
+    KVC_RT_FUNCTIONS(KVC_RT_LOAD)
+#undef KVC_RT_LOAD
+  }
+};
+
 class CUDABackend : public Backend {
 public:
-  CUDABackend(int ordinal, const std::string &kernels) {
-    if (kvc_rt_open_file(ordinal, kernels.c_str(), &device_))
-      die(kvc_rt_error(nullptr));
-    kvc_rt_make_current(device_);
+  CUDABackend(const std::string &runtime, int ordinal,
+              const std::string &kernels)
+      : rt(runtime) {
+    if (rt.kvc_rt_open_file(ordinal, kernels.c_str(), &device_))
+      die(rt.kvc_rt_error(nullptr));
+    rt.kvc_rt_make_current(device_);
   }
-  ~CUDABackend() override { kvc_rt_close(device_); }
+  ~CUDABackend() override {
+    if (graph_)
+      rt.kvc_rt_graph_destroy(device_, graph_);
+    rt.kvc_rt_close(device_);
+  }
   Word upload(const void *data, int64_t bytes, bool) override {
     Word ptr = 0;
-    if (kvc_rt_alloc(device_, bytes, &ptr) ||
-        kvc_rt_copy_to_device(device_, ptr, data, bytes))
-      die(kvc_rt_error(device_));
+    if (rt.kvc_rt_alloc(device_, bytes, &ptr) ||
+        rt.kvc_rt_copy_to_device(device_, ptr, data, bytes))
+      die(rt.kvc_rt_error(device_));
     return ptr;
   }
   void write(Word dst, const void *src, int64_t bytes) override {
-    if (kvc_rt_copy_to_device(device_, dst, src, bytes))
-      die(kvc_rt_error(device_));
+    if (rt.kvc_rt_copy_to_device(device_, dst, src, bytes))
+      die(rt.kvc_rt_error(device_));
   }
   void read(void *dst, Word src, int64_t bytes) override {
-    if (kvc_rt_copy_to_host(device_, dst, src, bytes))
-      die(kvc_rt_error(device_));
+    if (rt.kvc_rt_copy_to_host(device_, dst, src, bytes))
+      die(rt.kvc_rt_error(device_));
   }
-  void release(Word ptr) override { kvc_rt_free(device_, ptr); }
+  void release(Word ptr) override { rt.kvc_rt_free(device_, ptr); }
   void finish(const char *what) override {
-    if (!*kvc_rt_error(device_) && kvc_rt_synchronize(device_) == 0)
+    if (!*rt.kvc_rt_error(device_) && rt.kvc_rt_synchronize(device_) == 0)
       return;
-    die(std::string(what) + ": " + kvc_rt_error(device_));
+    die(std::string(what) + ": " + rt.kvc_rt_error(device_));
   }
   bool canCapture() const override { return true; }
   void beginCapture() override {
-    if (kvc_rt_begin_capture(device_))
-      die(kvc_rt_error(device_));
+    if (rt.kvc_rt_begin_capture(device_))
+      die(rt.kvc_rt_error(device_));
   }
   void *endCapture() override {
-    void *graph = nullptr;
-    if (kvc_rt_end_capture(device_, &graph))
-      die(std::string("capturing the decode step: ") + kvc_rt_error(device_));
-    return graph;
+    if (rt.kvc_rt_end_capture(device_, &graph_))
+      die(std::string("capturing the decode step: ") +
+          rt.kvc_rt_error(device_));
+    return graph_;
   }
   void replay(void *graph) override {
-    if (kvc_rt_replay(device_, graph))
-      die(kvc_rt_error(device_));
+    if (rt.kvc_rt_replay(device_, graph))
+      die(rt.kvc_rt_error(device_));
   }
   void freeCaches(const Word *words, int64_t count) override {
     for (int64_t i = 0; i < count; ++i)
-      kvc_rt_op_cache_free(reinterpret_cast<void *>(words[i]));
+      rt.kvc_rt_op_cache_free(reinterpret_cast<void *>(words[i]));
   }
 
 private:
+  Runtime rt;
   kvc_rt_device *device_ = nullptr;
+  void *graph_ = nullptr;
 };
-#endif
 
 /// The words of a row-major memref descriptor.
 void pushMemRef(std::vector<Word> &words, Word ptr,
@@ -401,21 +440,22 @@ int main(int argc, char **argv) {
     die(o.weights + " does not match " + manifestPath + ":\n" + problems);
 
   std::unique_ptr<Backend> backend;
-  if (target == "cpu")
+  if (target == "cpu") {
     backend = std::make_unique<CPUBackend>();
-#ifdef KVC_RUN_CUDA
-  else if (target == "cuda")
+  } else if (target == "cuda") {
+    std::string runtime = o.runtime;
+    if (runtime.empty()) {
+      char self[4096];
+      ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      std::string exe = n > 0 ? std::string(self, n) : "";
+      runtime = exe.substr(0, exe.rfind('/')) + "/../lib/libkvc_rt.so";
+    }
     backend = std::make_unique<CUDABackend>(
-        static_cast<int>(o.device), o.artifact + "/" + manifest.strings["kernels"]);
-#endif
-  else
-    die(manifestPath + ": target '" + target + "' is not supported by this "
-        "kvc-run (built " +
-#ifdef KVC_RUN_CUDA
-        "with CUDA)");
-#else
-        "without CUDA)");
-#endif
+        runtime, static_cast<int>(o.device),
+        o.artifact + "/" + manifest.strings["kernels"]);
+  } else {
+    die(manifestPath + ": unknown target '" + target + "'");
+  }
 
   // Loading the library loads its kernels (on the device made current).
   std::string library = o.artifact + "/" + manifest.strings["library"];

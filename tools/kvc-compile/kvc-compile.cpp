@@ -1,12 +1,15 @@
 //===- kvc-compile.cpp - compile a Hugging Face model with kvc -------------===//
 //
-// Reads a Llama config.json, writes the model in full-sequence form, and
-// makes it incremental. So far it stops at IR (--emit=mlir, at the stage
-// --stage names); the GPU artifact comes next (issue 6).
+// Reads a Llama config.json, writes the model in full-sequence form, makes
+// it incremental, lowers it for the CPU or the GPU and writes an artifact
+// directory for kvc-run (kvc/Execution/Artifact.h). --emit=mlir prints the
+// IR at the stage --stage names instead.
 //
 //===----------------------------------------------------------------------===//
+#include "kvc/Execution/Artifact.h"
 #include "kvc/InitAll.h"
 #include "kvc/Models/Llama.h"
+#include "kvc/Pipelines/Pipelines.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -33,20 +36,27 @@ static cl::opt<std::string> configPath(cl::Positional,
                                        cl::Required);
 static cl::opt<std::string>
     emit("emit",
-         cl::desc("what to write: mlir (the IR at --stage) or manifest (JSON: "
-                  "the weights the model expects, names, dtypes, shapes)"),
-         cl::init("mlir"));
+         cl::desc("what to write: artifact (default: a directory for "
+                  "kvc-run, -o names it), mlir (the IR at --stage) or "
+                  "manifest (JSON: the weights the model expects)"),
+         cl::init("artifact"));
 static cl::opt<std::string>
     stage("stage",
-          cl::desc("model: the full-sequence model; incremental (default): "
-                   "after kvc-incrementalize (@model_prefill, @model_decode)"),
+          cl::desc("for --emit=mlir: model (the full-sequence model), "
+                   "incremental (default: after kvc-incrementalize, "
+                   "@model_prefill and @model_decode) or lowered (after the "
+                   "--target pipeline)"),
           cl::init("incremental"));
-static cl::opt<std::string> output("o", cl::desc("output file"),
-                                   cl::value_desc("file"), cl::init("-"));
+static cl::opt<std::string>
+    target("target", cl::desc("cuda (default: sm_90a kernels and host code "
+                              "calling the kvc runtime) or cpu"),
+           cl::init("cuda"));
+static cl::opt<std::string> output("o", cl::desc("output file or directory"),
+                                   cl::value_desc("path"), cl::init("-"));
 
 /// The weights @model takes, in order, as JSON: what kvc-run checks a
-/// checkpoint against.
-static void writeManifest(ModuleOp module, llvm::raw_ostream &os) {
+/// checkpoint against; and the model's vocabulary and logits type.
+static llvm::json::Object manifestOf(ModuleOp module) {
   auto model = module.lookupSymbol<func::FuncOp>("model");
   llvm::json::Array weights;
   for (BlockArgument arg : model.getArguments()) {
@@ -65,12 +75,14 @@ static void writeManifest(ModuleOp module, llvm::raw_ostream &os) {
         {"dtype", dtype == "f32" ? "F32" : dtype == "bf16" ? "BF16" : "F16"},
         {"shape", std::move(shape)}});
   }
-  llvm::json::Object manifest{{"entry_points", llvm::json::Array{
-                                                   "model_prefill",
-                                                   "model_decode"}},
-                              {"weights", std::move(weights)}};
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest)))
-     << "\n";
+  auto logits = cast<RankedTensorType>(model.getResultTypes()[0]);
+  return llvm::json::Object{
+      {"format", "kvc-model-1"},
+      {"entry_points",
+       llvm::json::Array{kvc::kPrefillEntry, kvc::kDecodeEntry}},
+      {"vocab_size", logits.getShape().back()},
+      {"logits_dtype", logits.getElementType().isF32() ? "F32" : "BF16"},
+      {"weights", std::move(weights)}};
 }
 
 static int fail(const llvm::Twine &message) {
@@ -83,10 +95,16 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
       argc, argv,
       "kvc-compile: a Llama config.json to kvc IR (prefill and decode)\n");
-  if (emit != "mlir" && emit != "manifest")
-    return fail("--emit=" + emit + " is not available (mlir, manifest)");
-  if (stage != "model" && stage != "incremental")
-    return fail("--stage must be model or incremental, found '" + stage + "'");
+  if (emit != "artifact" && emit != "mlir" && emit != "manifest")
+    return fail("--emit=" + emit +
+                " is not available (artifact, mlir, manifest)");
+  if (stage != "model" && stage != "incremental" && stage != "lowered")
+    return fail("--stage must be model, incremental or lowered, found '" +
+                stage + "'");
+  if (target != "cuda" && target != "cpu")
+    return fail("--target must be cuda or cpu, found '" + target + "'");
+  if (emit == "artifact" && output == "-")
+    return fail("an artifact is a directory: name it with -o");
   auto file = llvm::MemoryBuffer::getFile(configPath);
   if (!file)
     return fail("cannot read " + configPath + ": " + file.getError().message());
@@ -102,7 +120,8 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, &context);
   if (!module)
     return fail("the generated model does not parse (a kvc bug)");
-  if (stage == "incremental") {
+  llvm::json::Object manifest = manifestOf(*module);
+  if (emit != "mlir" || stage != "model") {
     PassManager pm(&context);
     pm.addPass(kvc::createKVCIncrementalizePass());
     pm.addPass(createCanonicalizerPass());
@@ -110,12 +129,28 @@ int main(int argc, char **argv) {
     if (failed(pm.run(*module)))
       return 1;
   }
+  if (emit == "artifact" || stage == "lowered") {
+    // @model is the reference the incremental functions were made from.
+    module->lookupSymbol<func::FuncOp>("model").erase();
+    PassManager pm(&context);
+    if (target == "cuda")
+      kvc::buildGPUModelPipeline(pm);
+    else
+      kvc::buildCPUPipeline(pm);
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  if (emit == "artifact")
+    return failed(kvc::writeArtifact(*module, target, std::move(manifest),
+                                     output));
   std::string error;
   auto out = openOutputFile(output, &error);
   if (!out)
     return fail(error);
   if (emit == "manifest")
-    writeManifest(*module, out->os());
+    out->os() << llvm::formatv("{0:2}",
+                               llvm::json::Value(std::move(manifest)))
+              << "\n";
   else
     module->print(out->os());
   out->keep();
