@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [model]
 # The lit step needs LLVM's lit carried in .lit: on the development machine,
 #   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
 #   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
@@ -12,6 +12,7 @@ mkdir -p "$out"
 cmake -S runtime -B /tmp/kvc-rt -G Ninja -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log"
 cmake --build /tmp/kvc-rt >> "$out/cmake.log"
 rt=/tmp/kvc-rt/lib/libkvc_rt.so
+run=/tmp/kvc-rt/bin/kvc-run
 kernels=build/kernels/kvc_kernels.cubin
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
@@ -60,6 +61,15 @@ CFG
     bench)
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/bench.log" ;;
+    model)
+      # Artifacts built here by kvc-compile --target=cuda into build/artifacts
+      # (carried along): kvc-run against Hugging Face.
+      for dtype in f32 bf16; do
+        a=build/artifacts/tiny-llama-cuda-$dtype
+        [ -d $a ] || continue
+        python3 utils/hf-generate-check.py test/Tools/Inputs/tiny-llama.json $a \
+          --kvc-run $run --dtype $dtype 2>&1 | tee -a "$out/model.log"
+      done ;;
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
       /usr/local/cuda/bin/cuobjdump -sass -fun kvc_decode_split_d128_g4_bf16 $kernels \

@@ -69,9 +69,12 @@ std::unique_ptr<llvm::TargetMachine> hostMachine(std::string &error) {
   if (!target)
     return nullptr;
   // A generic CPU: the artifact may run on another machine (the GPU's).
+  // Constructors (which load the kernels) in .init_array: the dynamic
+  // loader runs nothing else.
+  llvm::TargetOptions options;
+  options.UseInitArray = true;
   return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
-      triple, "x86-64-v2", "", llvm::TargetOptions(),
-      llvm::Reloc::PIC_));
+      triple, "x86-64-v2", "", options, llvm::Reloc::PIC_));
 }
 
 /// The host code as a shared library at `path`.

@@ -325,7 +325,10 @@ void mgpuModuleUnload(void *) {}
 void *mgpuModuleGetFunction(void *module, const char *name) {
   kvc_rt_device *d = ready();
   void *function = nullptr;
-  if (d && module)
+  if (d && !module)
+    d->error = std::string("kernel ") + name +
+               ": its module was never loaded (mgpuModuleLoad did not run)";
+  else if (d)
     result(d, d->device->compiledFunction(module, name, &function));
   return function;
 }
@@ -340,7 +343,7 @@ void mgpuLaunchKernel(void *function, intptr_t grid_x, intptr_t grid_y,
                       void **params, void **, size_t) {
   kvc_rt_device *d = ready();
   if (!d || !function)
-    return;
+    return; // The failure to find it is on the device already.
   const int64_t grid[3] = {grid_x, grid_y, grid_z};
   const int64_t block[3] = {block_x, block_y, block_z};
   result(d, d->device->launchCompiled(function, grid, block, shared_bytes,

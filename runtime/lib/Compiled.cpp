@@ -78,11 +78,18 @@ bool Device::loadModule(const void *image, void **module) {
 
 bool Device::compiledFunction(void *module, const char *name,
                               void **function) {
+  // Compiled code asks at every launch, with the same name string.
+  auto key = std::make_pair(module, name);
+  auto it = compiledFunctions_.find(key);
+  if (it != compiledFunctions_.end()) {
+    *function = it->second;
+    return true;
+  }
   CUfunction f;
   if (!check(cuModuleGetFunction(&f, static_cast<CUmodule>(module), name),
              "cuModuleGetFunction", name))
     return false;
-  *function = f;
+  *function = compiledFunctions_[key] = f;
   return true;
 }
 
@@ -102,17 +109,17 @@ bool Device::launchCompiled(void *function, const int64_t grid[3],
                             void **params) {
   if (!grid[0] || !grid[1] || !grid[2])
     return true;
+  CUresult status = cuLaunchKernel(
+      static_cast<CUfunction>(function), static_cast<unsigned>(grid[0]),
+      static_cast<unsigned>(grid[1]), static_cast<unsigned>(grid[2]),
+      static_cast<unsigned>(block[0]), static_cast<unsigned>(block[1]),
+      static_cast<unsigned>(block[2]), sharedBytes,
+      static_cast<CUstream>(stream_), params, nullptr);
+  if (status == CUDA_SUCCESS)
+    return true;
   const char *name = "a compiled kernel";
   cuFuncGetName(&name, static_cast<CUfunction>(function));
-  return check(cuLaunchKernel(static_cast<CUfunction>(function),
-                              static_cast<unsigned>(grid[0]),
-                              static_cast<unsigned>(grid[1]),
-                              static_cast<unsigned>(grid[2]),
-                              static_cast<unsigned>(block[0]),
-                              static_cast<unsigned>(block[1]),
-                              static_cast<unsigned>(block[2]), sharedBytes,
-                              static_cast<CUstream>(stream_), params, nullptr),
-               "cuLaunchKernel", name);
+  return check(status, "cuLaunchKernel", name);
 }
 
 bool Device::beginCapture() {

@@ -155,6 +155,7 @@ private:
   void *context_ = nullptr, *module_ = nullptr, *stream_ = nullptr;
   std::unique_ptr<Matmul> matmul_;
   std::vector<void *> compiledModules_;
+  std::map<std::pair<void *, const char *>, void *> compiledFunctions_;
   std::map<int64_t, std::vector<DevicePtr>> freeBlocks_;
   std::map<DevicePtr, int64_t> liveBlocks_;
   int device_ = 0, multiprocessors_ = 0;
