@@ -11,7 +11,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "kvc"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kvc_obj_root, "test")
 config.excludes = ["Unit", "lib", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
@@ -33,7 +33,7 @@ tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
 for tool_dir in tool_dirs:
     llvm_config.with_environment("PATH", tool_dir, append_path=True)
 llvm_config.add_tool_substitutions(
-    ["kvc-opt", "kvc-compile", ToolSubst("mlir-runner", unresolved="ignore" if gpu_only else "fatal")],
+    ["kvc-opt", "kvc-compile", "kvc-run", ToolSubst("mlir-runner", unresolved="ignore" if gpu_only else "fatal")],
     tool_dirs)
 
 # ptxas for GPU binaries: lit strips PATH, so hand the toolkit on explicitly.

@@ -32,7 +32,7 @@ def main():
     ref = json.load(open(os.path.join(args.ref, "reference.json")))
     weights = open(os.path.join(args.ref, "weights.bin"), "rb").read()
     model = subprocess.run([os.path.join(args.build, "bin", "kvc-compile"), args.config,
-                            "--stage=model"], check=True, capture_output=True, text=True).stdout
+                            "--emit=mlir", "--stage=model"], check=True, capture_output=True, text=True).stdout
     body = model.strip().split("\n")
     start = next(i for i, l in enumerate(body) if l.startswith("module"))
     assert body[-1] == "}"

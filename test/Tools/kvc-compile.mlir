@@ -2,17 +2,17 @@
 // Hugging Face weight names and layouts, its incremental form, that the
 // model's work counts and lowers to the CPU, and the errors on bad configs.
 //
-// RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | FileCheck %s --check-prefix=MODEL
-// RUN: kvc-compile %S/Inputs/tiny-llama.json | FileCheck %s --check-prefix=INC
-// RUN: kvc-compile %S/Inputs/tiny-llama.json --stage=model | kvc-opt --kvc-count-flops -o /dev/null | FileCheck %s --check-prefix=FLOPS
-// RUN: kvc-compile %S/Inputs/tiny-llama.json | kvc-opt --kvc-cpu-pipeline -o /dev/null
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=mlir --stage=model | FileCheck %s --check-prefix=MODEL
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=mlir | FileCheck %s --check-prefix=INC
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=mlir --stage=model | kvc-opt --kvc-count-flops -o /dev/null | FileCheck %s --check-prefix=FLOPS
+// RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=mlir | kvc-opt --kvc-cpu-pipeline -o /dev/null
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest | FileCheck %s --check-prefix=MANIFEST
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest -o %t.manifest.json
 // RUN: diff %t.manifest.json %S/Inputs/tiny-llama.manifest.json
 // RUN: not kvc-compile %S/Inputs/tiny-llama.json --emit=cubin 2>&1 | FileCheck %s --check-prefix=EMIT
 //
 // RUN: echo '{"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 96, "vocab_size": 50, "tie_word_embeddings": true}' > %t.tied.json
-// RUN: kvc-compile %t.tied.json --stage=model | FileCheck %s --check-prefix=TIED
+// RUN: kvc-compile %t.tied.json --emit=mlir --stage=model | FileCheck %s --check-prefix=TIED
 //
 // RUN: echo '{"hidden_size": 64}' > %t.missing.json
 // RUN: not kvc-compile %t.missing.json 2>&1 | FileCheck %s --check-prefix=MISSING
@@ -62,7 +62,7 @@
 // MANIFEST-NEXT: 64,
 // MANIFEST-NEXT: 128
 // MANIFEST: "name": "lm_head.weight",
-// EMIT: kvc-compile: error: --emit=cubin is not available (mlir, manifest)
+// EMIT: kvc-compile: error: --emit=cubin is not available (artifact, mlir, manifest)
 
 // TIED-LABEL: func.func @model(
 // TIED-SAME: %[[EMBED:[^:]+]]: tensor<50x64xf32> {kvc.weight = "model.embed_tokens.weight"}
@@ -83,4 +83,4 @@
 // SCALING: config.json: rope_scaling is not supported yet
 // JSON: config.json: not valid JSON:
 // NOFILE: kvc-compile: error: cannot read {{.+}}nonexistent.json:
-// STAGE: kvc-compile: error: --stage must be model or incremental, found 'gpu'
+// STAGE: kvc-compile: error: --stage must be model, incremental or lowered, found 'gpu'

@@ -103,8 +103,6 @@ int main(int argc, char **argv) {
                 stage + "'");
   if (target != "cuda" && target != "cpu")
     return fail("--target must be cuda or cpu, found '" + target + "'");
-  if (emit == "artifact" && output == "-")
-    return fail("an artifact is a directory: name it with -o");
   auto file = llvm::MemoryBuffer::getFile(configPath);
   if (!file)
     return fail("cannot read " + configPath + ": " + file.getError().message());
@@ -112,6 +110,9 @@ int main(int argc, char **argv) {
       kvc::parseLlamaConfig((*file)->getBuffer());
   if (!config)
     return fail(configPath + ": " + llvm::toString(config.takeError()));
+
+  if (emit == "artifact" && output == "-")
+    return fail("an artifact is a directory: name it with -o");
 
   DialectRegistry registry;
   kvc::registerAllDialects(registry);
