@@ -64,11 +64,14 @@ CFG
     model)
       # Artifacts built here by kvc-compile --target=cuda into build/artifacts
       # (carried along): kvc-run against Hugging Face.
-      for dtype in f32 bf16; do
-        a=build/artifacts/tiny-llama-cuda-$dtype
-        [ -d $a ] || continue
-        python3 utils/hf-generate-check.py test/Tools/Inputs/tiny-llama.json $a \
-          --kvc-run $run --dtype $dtype 2>&1 | tee -a "$out/model.log"
+      for model in tiny-llama small-llama; do
+        for dtype in f32 bf16; do
+          a=build/artifacts/$model-cuda-$dtype
+          [ -d $a ] || continue
+          echo "== $model $dtype" | tee -a "$out/model.log"
+          python3 utils/hf-generate-check.py test/Tools/Inputs/$model.json $a \
+            --kvc-run $run --dtype $dtype 2>&1 | tee -a "$out/model.log"
+        done
       done ;;
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true

@@ -86,6 +86,15 @@ llvm::Expected<LlamaConfig> mlir::kvc::parseLlamaConfig(llvm::StringRef json) {
       *out = *v;
     }
   }
+  if (std::optional<llvm::StringRef> dtype = root->getString("torch_dtype")) {
+    if (*dtype == "float32")
+      config.dtype = "f32";
+    else if (*dtype == "bfloat16")
+      config.dtype = "bf16";
+    else
+      return configError("torch_dtype '" + *dtype +
+                         "' is not supported (float32, bfloat16)");
+  }
   if (const llvm::json::Value *tied = root->get("tie_word_embeddings")) {
     std::optional<bool> v = tied->getAsBoolean();
     if (!v)
@@ -118,17 +127,44 @@ public:
   std::string build();
 
 private:
-  std::string t3(int64_t inner) {
-    return "tensor<?x?x" + std::to_string(inner) + "xf32>";
+  /// Activations and weights are of the model's dtype (E); reductions and
+  /// projections accumulate in f32.
+  std::string t3(int64_t inner, Str type = "") {
+    return "tensor<?x?x" + std::to_string(inner) + "x" +
+           (type.empty() ? E : type) + ">";
   }
   std::string t4(int64_t heads, bool headsFirst) {
     std::string h = std::to_string(heads), d = std::to_string(c.headDim);
-    return headsFirst ? "tensor<?x" + h + "x?x" + d + "xf32>"
-                      : "tensor<?x?x" + h + "x" + d + "xf32>";
+    return headsFirst ? "tensor<?x" + h + "x?x" + d + "x" + E + ">"
+                      : "tensor<?x?x" + h + "x" + d + "x" + E + ">";
   }
   std::string w2(int64_t rows, int64_t cols) {
     return "tensor<" + std::to_string(rows) + "x" + std::to_string(cols) +
-           "xf32>";
+           "x" + E + ">";
+  }
+  bool narrow() const { return E != "f32"; }
+  /// In a body: `value` (an E) as f32, named `name` if that takes an op.
+  std::string widen(Str name, Str value) {
+    if (!narrow())
+      return value;
+    line("  " + name + " = arith.extf " + value + " : " + E + " to f32");
+    return name;
+  }
+  /// In a body: f32 `value` rounded to E and back (as Hugging Face rounds
+  /// between ops), named `name` if that takes ops.
+  std::string round(Str name, Str value) {
+    if (!narrow())
+      return value;
+    line("  " + name + "_r = arith.truncf " + value + " : f32 to " + E);
+    line("  " + name + " = arith.extf " + name + "_r : " + E + " to f32");
+    return name;
+  }
+  /// In a body: f32 `value` as E, for yield.
+  std::string store(Str name, Str value) {
+    if (!narrow())
+      return value;
+    line("  " + name + " = arith.truncf " + value + " : f32 to " + E);
+    return name;
   }
   void line(const Twine &text) { os << "  " << text << "\n"; }
   std::string rmsnorm(Str x, Str w, Str name);
@@ -137,6 +173,7 @@ private:
   std::string block(Str x, int64_t layer);
 
   const LlamaConfig &c;
+  const std::string E = c.dtype;
   std::string text;
   llvm::raw_string_ostream os{text};
 };
@@ -149,8 +186,9 @@ std::string ModelWriter::rmsnorm(Str x, Str w, Str name) {
   line(n + "_ss = linalg.generic {indexing_maps = [#r3, #r2], iterator_types "
        "= [\"parallel\", \"parallel\", \"reduction\"]} ins(" + x + " : " +
        t3(c.hiddenSize) + ") outs(" + n + "_z : tensor<?x?xf32>) {");
-  line("^bb0(%v: f32, %acc: f32):");
-  line("  %sq = arith.mulf %v, %v : f32");
+  line("^bb0(%v: " + E + ", %acc: f32):");
+  std::string v = widen("%vf", "%v");
+  line("  %sq = arith.mulf " + v + ", " + v + " : f32");
   line("  %sum = arith.addf %acc, %sq : f32");
   line("  linalg.yield %sum : f32");
   line("} -> tensor<?x?xf32>");
@@ -158,33 +196,46 @@ std::string ModelWriter::rmsnorm(Str x, Str w, Str name) {
   line(n + " = linalg.generic {indexing_maps = [#r3, #r2, #h1, #r3], "
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\"]} ins(" +
        x + ", " + n + "_ss, " + w + " : " + t3(c.hiddenSize) +
-       ", tensor<?x?xf32>, tensor<" + h + "xf32>) outs(" + n + "_o : " +
+       ", tensor<?x?xf32>, tensor<" + h + "x" + E + ">) outs(" + n + "_o : " +
        t3(c.hiddenSize) + ") {");
-  line("^bb0(%v: f32, %ss: f32, %g: f32, %unused: f32):");
+  line("^bb0(%v: " + E + ", %ss: f32, %g: " + E + ", %unused: " + E + "):");
   line("  %mean = arith.divf %ss, %hidden : f32");
   line("  %m = arith.addf %mean, %eps : f32");
   line("  %inv = math.rsqrt %m : f32");
-  line("  %xn = arith.mulf %v, %inv : f32");
-  line("  %y = arith.mulf %xn, %g : f32");
-  line("  linalg.yield %y : f32");
+  v = widen("%vf", "%v");
+  line("  %xn = arith.mulf " + v + ", %inv : f32");
+  std::string xn = round("%xr", "%xn");
+  line("  %y = arith.mulf " + xn + ", " + widen("%gf", "%g") + " : f32");
+  line("  linalg.yield " + store("%yb", "%y") + " : " + E);
   line("} -> " + t3(c.hiddenSize));
   return n;
 }
 
 std::string ModelWriter::linear(Str x, int64_t in, Str w, int64_t out,
                                 Str name) {
-  std::string n = "%" + name;
-  line(n + "_e = tensor.empty(%b, %s) : " + t3(out));
-  line(n + "_z = linalg.fill ins(%zero : f32) outs(" + n + "_e : " + t3(out) +
-       ") -> " + t3(out));
-  line(n + " = linalg.generic {indexing_maps = [#xk, #wnk, #xn], "
+  std::string n = "%" + name, acc = narrow() ? n + "_acc" : n;
+  line(n + "_e = tensor.empty(%b, %s) : " + t3(out, "f32"));
+  line(n + "_z = linalg.fill ins(%zero : f32) outs(" + n + "_e : " +
+       t3(out, "f32") + ") -> " + t3(out, "f32"));
+  line(acc + " = linalg.generic {indexing_maps = [#xk, #wnk, #xn], "
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\", "
        "\"reduction\"]} ins(" + x + ", " + w + " : " + t3(in) + ", " +
-       w2(out, in) + ") outs(" + n + "_z : " + t3(out) + ") {");
-  line("^bb0(%a: f32, %wv: f32, %acc: f32):");
-  line("  %p = arith.mulf %a, %wv : f32");
+       w2(out, in) + ") outs(" + n + "_z : " + t3(out, "f32") + ") {");
+  line("^bb0(%a: " + E + ", %wv: " + E + ", %acc: f32):");
+  line("  %p = arith.mulf " + widen("%af", "%a") + ", " + widen("%wf", "%wv") +
+       " : f32");
   line("  %sum = arith.addf %acc, %p : f32");
   line("  linalg.yield %sum : f32");
+  line("} -> " + t3(out, "f32"));
+  if (!narrow())
+    return n;
+  // Hugging Face's projections round their f32 sums to the model's type.
+  line(n + "_t = tensor.empty(%b, %s) : " + t3(out));
+  line(n + " = linalg.generic {indexing_maps = [#r3, #r3], iterator_types = "
+       "[\"parallel\", \"parallel\", \"parallel\"]} ins(" + acc + " : " +
+       t3(out, "f32") + ") outs(" + n + "_t : " + t3(out) + ") {");
+  line("^bb0(%v: f32, %unused: " + E + "):");
+  line("  linalg.yield " + store("%vb", "%v") + " : " + E);
   line("} -> " + t3(out));
   return n;
 }
@@ -195,7 +246,7 @@ std::string ModelWriter::rotary(Str x, int64_t heads, Str name) {
   std::string n = "%" + name, t = t4(heads, false);
   int64_t half = c.headDim / 2;
   std::string th = "tensor<?x?x" + std::to_string(heads) + "x" +
-                   std::to_string(half) + "xf32>";
+                   std::to_string(half) + "x" + E + ">";
   line(n + "_lo = tensor.extract_slice " + x + "[0, 0, 0, 0] [%b, %s, " +
        std::to_string(heads) + ", " + std::to_string(half) +
        "] [1, 1, 1, 1] : " + t + " to " + th);
@@ -209,7 +260,7 @@ std::string ModelWriter::rotary(Str x, int64_t heads, Str name) {
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\", "
        "\"parallel\"]} ins(" + x + ", " + n + "_rot, %positions : " + t +
        ", " + t + ", tensor<?x?xi32>) outs(" + n + "_e : " + t + ") {");
-  line("^bb0(%v: f32, %vr: f32, %p: i32, %unused: f32):");
+  line("^bb0(%v: " + E + ", %vr: " + E + ", %p: i32, %unused: " + E + "):");
   line("  %d = linalg.index 3 : index");
   line("  %i = arith.remui %d, %half : index");
   line("  %ii = arith.index_cast %i : index to i32");
@@ -220,13 +271,15 @@ std::string ModelWriter::rotary(Str x, int64_t heads, Str name) {
   line("  %angle = arith.mulf %fp, %freq : f32");
   line("  %cos = math.cos %angle : f32");
   line("  %sin = math.sin %angle : f32");
-  line("  %a = arith.mulf %v, %cos : f32");
-  line("  %r = arith.mulf %vr, %sin : f32");
+  std::string cosine = round("%cr", "%cos"), sine = round("%sr", "%sin");
+  line("  %a0 = arith.mulf " + widen("%vf", "%v") + ", " + cosine + " : f32");
+  line("  %r0 = arith.mulf " + widen("%vrf", "%vr") + ", " + sine + " : f32");
+  std::string a = round("%a", "%a0"), r = round("%r", "%r0");
   line("  %first = arith.cmpi ult, %d, %half : index");
-  line("  %plus = arith.addf %a, %r : f32");
-  line("  %minus = arith.subf %a, %r : f32");
+  line("  %plus = arith.addf " + a + ", " + r + " : f32");
+  line("  %minus = arith.subf " + a + ", " + r + " : f32");
   line("  %y = arith.select %first, %minus, %plus : f32");
-  line("  linalg.yield %y : f32");
+  line("  linalg.yield " + store("%yb", "%y") + " : " + E);
   line("} -> " + t);
   return n;
 }
@@ -278,13 +331,15 @@ std::string ModelWriter::block(Str x, int64_t layer) {
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\"]} ins(" +
        gate + ", " + up + " : " + t3(i) + ", " + t3(i) + ") outs(" + p +
        "act_e : " + t3(i) + ") {");
-  line("^bb0(%g: f32, %u: f32, %unused: f32):");
-  line("  %ng = arith.negf %g : f32");
+  line("^bb0(%g: " + E + ", %u: " + E + ", %unused: " + E + "):");
+  std::string g = widen("%gf", "%g");
+  line("  %ng = arith.negf " + g + " : f32");
   line("  %e = math.exp %ng : f32");
   line("  %den = arith.addf %one, %e : f32");
-  line("  %silu = arith.divf %g, %den : f32");
-  line("  %y = arith.mulf %silu, %u : f32");
-  line("  linalg.yield %y : f32");
+  line("  %silu = arith.divf " + g + ", %den : f32");
+  line("  %y = arith.mulf " + round("%sr", "%silu") + ", " + widen("%uf", "%u") +
+       " : f32");
+  line("  linalg.yield " + store("%yb", "%y") + " : " + E);
   line("} -> " + t3(i));
   std::string down = linear(p + "act", i, p + "down_proj", c.hiddenSize,
                             l + "_down");
@@ -306,20 +361,21 @@ std::string ModelWriter::build() {
   for (int64_t l = 0; l < c.numLayers; ++l) {
     std::string p = "l" + std::to_string(l) + "_",
                 hf = "model.layers." + std::to_string(l) + ".";
-    weight(p + "input_layernorm", "tensor<" + std::to_string(h) + "xf32>",
+    weight(p + "input_layernorm", "tensor<" + std::to_string(h) + "x" + E + ">",
            hf + "input_layernorm.weight");
     weight(p + "q_proj", w2(q, h), hf + "self_attn.q_proj.weight");
     weight(p + "k_proj", w2(kv, h), hf + "self_attn.k_proj.weight");
     weight(p + "v_proj", w2(kv, h), hf + "self_attn.v_proj.weight");
     weight(p + "o_proj", w2(h, q), hf + "self_attn.o_proj.weight");
     weight(p + "post_attention_layernorm",
-           "tensor<" + std::to_string(h) + "xf32>",
+           "tensor<" + std::to_string(h) + "x" + E + ">",
            hf + "post_attention_layernorm.weight");
     weight(p + "gate_proj", w2(i, h), hf + "mlp.gate_proj.weight");
     weight(p + "up_proj", w2(i, h), hf + "mlp.up_proj.weight");
     weight(p + "down_proj", w2(h, i), hf + "mlp.down_proj.weight");
   }
-  weight("norm", "tensor<" + std::to_string(h) + "xf32>", "model.norm.weight");
+  weight("norm", "tensor<" + std::to_string(h) + "x" + E + ">",
+         "model.norm.weight");
   if (!c.tieWordEmbeddings)
     weight("lm_head", w2(v, h), "lm_head.weight");
 
@@ -352,11 +408,11 @@ std::string ModelWriter::build() {
   line("%x = linalg.generic {indexing_maps = [#r2, #r3], iterator_types = "
        "[\"parallel\", \"parallel\", \"parallel\"]} ins(%tokens : "
        "tensor<?x?xi32>) outs(%x_e : " + t3(h) + ") {");
-  line("^bb0(%token: i32, %unused: f32):");
+  line("^bb0(%token: i32, %unused: " + E + "):");
   line("  %row = arith.index_cast %token : i32 to index");
   line("  %col = linalg.index 2 : index");
   line("  %e = tensor.extract %embed[%row, %col] : " + w2(v, h));
-  line("  linalg.yield %e : f32");
+  line("  linalg.yield %e : " + E);
   line("} -> " + t3(h));
   std::string x = "%x";
   for (int64_t l = 0; l < c.numLayers; ++l)

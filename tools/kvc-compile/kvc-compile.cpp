@@ -51,6 +51,11 @@ static cl::opt<std::string>
     target("target", cl::desc("cuda (default: sm_90a kernels and host code "
                               "calling the kvc runtime) or cpu"),
            cl::init("cuda"));
+static cl::opt<std::string>
+    dtype("dtype", cl::desc("element type of weights and activations: f32 "
+                            "or bf16 (default: config.json's torch_dtype, "
+                            "else f32)"),
+          cl::init(""));
 static cl::opt<std::string> output("o", cl::desc("output file or directory"),
                                    cl::value_desc("path"), cl::init("-"));
 
@@ -110,6 +115,11 @@ int main(int argc, char **argv) {
       kvc::parseLlamaConfig((*file)->getBuffer());
   if (!config)
     return fail(configPath + ": " + llvm::toString(config.takeError()));
+  if (!dtype.empty()) {
+    if (dtype != "f32" && dtype != "bf16")
+      return fail("--dtype must be f32 or bf16, found '" + dtype + "'");
+    config->dtype = dtype;
+  }
 
   if (emit == "artifact" && output == "-")
     return fail("an artifact is a directory: name it with -o");

@@ -22,18 +22,24 @@ struct LlamaConfig {
           headDim = 0, intermediateSize = 0, vocabSize = 0;
   double rmsNormEps = 1e-6, ropeTheta = 10000.0;
   bool tieWordEmbeddings = false;
+  /// The element type of weights and activations, from torch_dtype: "f32"
+  /// (float32, the default) or "bf16" (bfloat16).
+  std::string dtype = "f32";
 };
 
 /// Parses config.json. Errors name the key and what was wrong with it:
 /// missing, not a positive integer, an architecture other than Llama, rope
-/// scaling (not supported yet), heads not a multiple of kv heads.
+/// scaling (not supported yet), heads not a multiple of kv heads, a
+/// torch_dtype other than float32 and bfloat16.
 llvm::Expected<LlamaConfig> parseLlamaConfig(llvm::StringRef json);
 
 /// The model as MLIR text: `func.func @model(%tokens: tensor<?x?xi32>
 /// {kvc.rows}, %positions: tensor<?x?xi32> {kvc.positions}, <weights>) ->
 /// tensor<?x?xVOCABxf32>` (logits), each weight argument carrying its
 /// safetensors name as `kvc.weight` and laid out as Hugging Face stores it
-/// (projections [out, in]). f32.
+/// (projections [out, in]). In `config.dtype`, rounding where Hugging Face
+/// rounds (projections, norms, rotary and SiLU products in bf16) while
+/// reductions and projections accumulate in f32.
 std::string buildLlamaModel(const LlamaConfig &config);
 
 } // namespace mlir::kvc
