@@ -152,7 +152,45 @@ Value combine(ImplicitLocOpBuilder &b, Operation *combiner, Value lhs,
   return b.create(state)->getResult(0);
 }
 
-/// Builds kernels from generic ops and deduplicates them by their text.
+/// What makes two ops the same kernel: their maps, iterators and operand
+/// types, the body with values numbered by position (kernel operands,
+/// captured constants, block arguments, results in order), and the captured
+/// constants' values. Every layer's RMSNorm has the same key.
+std::string kernelKey(linalg::GenericOp op, ArrayRef<Value> operands,
+                      ArrayRef<Operation *> constants) {
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  llvm::DenseMap<Value, std::string> names;
+  for (auto [i, v] : llvm::enumerate(operands)) {
+    names[v] = "o" + std::to_string(i);
+    os << v.getType() << ";";
+  }
+  for (auto [i, c] : llvm::enumerate(constants)) {
+    names[c->getResult(0)] = "c" + std::to_string(i);
+    os << c->getName() << c->getAttrDictionary()
+       << c->getPropertiesAsAttribute() << ";";
+  }
+  for (BlockArgument arg : op.getBody()->getArguments())
+    names[arg] = "a" + std::to_string(arg.getArgNumber());
+  os << op.getIndexingMapsAttr() << op.getIteratorTypesAttr()
+     << op.getNumDpsInputs() << "{";
+  unsigned results = 0;
+  for (Operation &inner : *op.getBody()) {
+    os << inner.getName() << "(";
+    for (Value v : inner.getOperands())
+      os << names.lookup(v) << ",";
+    os << ")" << inner.getAttrDictionary() << inner.getPropertiesAsAttribute();
+    for (Value r : inner.getResults()) {
+      names[r] = "r" + std::to_string(results++);
+      os << r.getType();
+    }
+    os << ";";
+  }
+  os << "}";
+  return key;
+}
+
+/// Builds kernels from generic ops, one per distinct kernelKey.
 class KernelLibrary {
 public:
   explicit KernelLibrary(ModuleOp module) : module(module) {}
@@ -162,9 +200,11 @@ public:
 
 private:
   gpu::GPUModuleOp kernels();
-  /// The name of a kernel identical to `func`, which is erased, or of
-  /// `func` itself, now named.
-  StringAttr intern(gpu::GPUFuncOp func);
+  /// Builds the kernel computing `op` from `operands` (the constants it
+  /// captures cloned in) as `name`.
+  void build(linalg::GenericOp op, Operation *combiner,
+             ArrayRef<Value> operands, ArrayRef<Operation *> constants,
+             StringRef name);
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
                       Operation *combiner, BlockArgument scratch);
@@ -183,23 +223,6 @@ gpu::GPUModuleOp KernelLibrary::kernels() {
   module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                   b.getUnitAttr());
   return module_;
-}
-
-StringAttr KernelLibrary::intern(gpu::GPUFuncOp func) {
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  // Candidates are all named kvc_model_new until interned.
-  func->print(os, OpPrintingFlags().printGenericOpForm());
-  auto it = byText.find(text);
-  if (it != byText.end()) {
-    func.erase();
-    return it->second;
-  }
-  std::string name = "kvc_model_" + std::to_string(byText.size());
-  func.setName(name);
-  StringAttr attr = StringAttr::get(func.getContext(), name);
-  byText[text] = attr;
-  return attr;
 }
 
 void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
@@ -310,6 +333,48 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   memref::StoreOp::create(b, combine(b, combiner, old, total), init.get(), at);
 }
 
+void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
+                          ArrayRef<Value> operands,
+                          ArrayRef<Operation *> constants, StringRef name) {
+  MLIRContext *context = op.getContext();
+  OpBuilder moduleBuilder(context);
+  moduleBuilder.setInsertionPointToEnd(kernels().getBody());
+  auto scratchType = MemRefType::get(
+      {kThreads / kWarpSize}, Float32Type::get(context), AffineMap(),
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
+  SmallVector<Type> workgroup;
+  if (combiner)
+    workgroup.push_back(scratchType);
+  auto func = gpu::GPUFuncOp::create(
+      moduleBuilder, op.getLoc(), name,
+      FunctionType::get(context, ValueRange(operands).getTypes(), {}),
+      workgroup);
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                UnitAttr::get(context));
+  func.setKnownBlockSizeAttr(
+      DenseI32ArrayAttr::get(context, {int32_t(kThreads), 1, 1}));
+
+  ImplicitLocOpBuilder b(op.getLoc(), context);
+  b.setInsertionPointToStart(&func.getBody().front());
+  IRMapping mapping;
+  for (auto [v, arg] : llvm::zip(operands, func.getArguments()))
+    mapping.map(v, arg);
+  for (Operation *c : constants)
+    b.clone(*c, mapping);
+  auto clone = cast<linalg::GenericOp>(b.clone(*op, mapping));
+  if (combiner) {
+    Operation *clonedCombiner =
+        clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
+    buildReduction(b, clone, clonedCombiner,
+                   func.getWorkgroupAttributions().front());
+  } else {
+    buildParallel(b, clone);
+  }
+  b.setInsertionPointToEnd(&func.getBody().front());
+  gpu::ReturnOp::create(b);
+  clone.erase();
+}
+
 LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("kvc GPU lowering: expected buffers (run one-shot "
@@ -340,44 +405,14 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
       operands.push_back(v);
   }
 
+  std::string key = kernelKey(op, operands, constants);
   MLIRContext *context = op.getContext();
-  OpBuilder moduleBuilder(context);
-  moduleBuilder.setInsertionPointToEnd(kernels().getBody());
-  auto scratchType = MemRefType::get(
-      {kThreads / kWarpSize}, Float32Type::get(context), AffineMap(),
-      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
-  SmallVector<Type> workgroup;
-  if (combiner)
-    workgroup.push_back(scratchType);
-  auto func = gpu::GPUFuncOp::create(
-      moduleBuilder, op.getLoc(), "kvc_model_new",
-      FunctionType::get(context, ValueRange(operands).getTypes(), {}),
-      workgroup);
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                UnitAttr::get(context));
-  func.setKnownBlockSizeAttr(
-      DenseI32ArrayAttr::get(context, {int32_t(kThreads), 1, 1}));
-
-  ImplicitLocOpBuilder b(op.getLoc(), context);
-  b.setInsertionPointToStart(&func.getBody().front());
-  IRMapping mapping;
-  for (auto [v, arg] : llvm::zip(operands, func.getArguments()))
-    mapping.map(v, arg);
-  for (Operation *c : constants)
-    b.clone(*c, mapping);
-  auto clone = cast<linalg::GenericOp>(b.clone(*op, mapping));
-  if (combiner) {
-    Operation *clonedCombiner =
-        clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
-    buildReduction(b, clone, clonedCombiner,
-                   func.getWorkgroupAttributions().front());
-  } else {
-    buildParallel(b, clone);
+  StringAttr &name = byText[key];
+  if (!name) {
+    name = StringAttr::get(context,
+                           "kvc_model_" + std::to_string(byText.size() - 1));
+    build(op, combiner, operands, constants, name);
   }
-  b.setInsertionPointToEnd(&func.getBody().front());
-  gpu::ReturnOp::create(b);
-  clone.erase();
-  StringAttr name = intern(func);
 
   // The launch, sized on the host.
   ImplicitLocOpBuilder host(op.getLoc(), op);
