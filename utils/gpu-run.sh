@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [model]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [model] [modelbench]
 # The lit step needs LLVM's lit carried in .lit: on the development machine,
 #   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
 #   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
@@ -73,6 +73,9 @@ CFG
             --kvc-run $run --dtype $dtype 2>&1 | tee -a "$out/model.log"
         done
       done ;;
+    modelbench)
+      python3 bench/model/decode.py build/artifacts/tinyllama-cuda-bf16 --kvc-run $run \
+        2>&1 | tee "$out/model-bench.log" ;;
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
       /usr/local/cuda/bin/cuobjdump -sass -fun kvc_decode_split_d128_g4_bf16 $kernels \

@@ -190,6 +190,17 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
                             seq, head_dim, dtype, scale));
 }
 
+int kvc_rt_argmax(kvc_rt_device *device, uint64_t logits, int64_t rows,
+                  int64_t vocab, int type, uint64_t out) {
+  DType dtype;
+  if (!toType(type, &dtype)) {
+    device->error = "unknown element type " + std::to_string(type);
+    return 1;
+  }
+  return result(device,
+                device->device->argmax(logits, rows, vocab, dtype, out));
+}
+
 int kvc_rt_synchronize(kvc_rt_device *device) {
   return result(device, device->device->synchronize());
 }

@@ -80,6 +80,10 @@ std::string checkShapes(int64_t headDim, int64_t group) {
   return "";
 }
 
+std::string argmaxKernel(DType type) {
+  return std::string("kvc_argmax_") + name(type);
+}
+
 std::string appendKernel(int64_t headDim, DType type) {
   return "kvc_append_d" + std::to_string(headDim) + "_" + name(type);
 }

@@ -422,6 +422,17 @@ bool Device::prefillAttentionF32(DevicePtr query, DevicePtr key,
   return ok;
 }
 
+bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,
+                    DevicePtr out) {
+  if (type == DType::F16)
+    return fail("argmax: f16 logits are not supported (f32, bf16)");
+  Args args;
+  args.memref(logits, rows * vocab);
+  args.memref(out, rows);
+  args.index(vocab);
+  return launch(argmaxKernel(type), {rows, 1, 1}, args.data());
+}
+
 bool Device::copyLengths(const Cache &cache, DevicePtr out) {
   KVC_CHECK(cuMemcpyDtoDAsync(out, cache.lengths(),
                               cache.layout().batch * sizeof(int32_t),

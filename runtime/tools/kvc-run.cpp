@@ -199,6 +199,12 @@ public:
   virtual void release(Word ptr) = 0;
   /// Waits for the work so far and dies on a failure it reports.
   virtual void finish(const char *what) = 0;
+  /// Greedy choice on the device: out[r] = argmax of logits row r. False
+  /// if this backend leaves it to the host.
+  virtual bool argmax(Word logits, int64_t rows, int64_t vocab, bool bf16,
+                      Word out) {
+    return false;
+  }
   virtual bool canCapture() const { return false; }
   virtual void beginCapture() {}
   virtual void *endCapture() { return nullptr; }
@@ -232,7 +238,7 @@ struct Runtime {
   X(kvc_rt_alloc) X(kvc_rt_free) X(kvc_rt_copy_to_device)                      \
   X(kvc_rt_copy_to_host) X(kvc_rt_synchronize) X(kvc_rt_begin_capture)        \
   X(kvc_rt_end_capture) X(kvc_rt_replay) X(kvc_rt_graph_destroy)              \
-  X(kvc_rt_op_cache_free)
+  X(kvc_rt_op_cache_free) X(kvc_rt_argmax)
 #define KVC_RT_MEMBER(name) decltype(&::name) name = nullptr;
   KVC_RT_FUNCTIONS(KVC_RT_MEMBER)
 #undef KVC_RT_MEMBER
@@ -286,6 +292,13 @@ public:
     if (!*rt.kvc_rt_error(device_) && rt.kvc_rt_synchronize(device_) == 0)
       return;
     die(std::string(what) + ": " + rt.kvc_rt_error(device_));
+  }
+  bool argmax(Word logits, int64_t rows, int64_t vocab, bool bf16,
+              Word out) override {
+    if (rt.kvc_rt_argmax(device_, logits, rows, vocab,
+                         bf16 ? KVC_RT_BF16 : KVC_RT_F32, out))
+      die(rt.kvc_rt_error(device_));
+    return true;
   }
   bool canCapture() const override { return true; }
   void beginCapture() override {
@@ -508,36 +521,54 @@ int main(int argc, char **argv) {
     die("cannot write " + o.logitsPath);
   std::vector<uint8_t> raw(batch * vocab * logitsBytes);
   std::vector<float> logits(batch * vocab);
+  std::vector<int32_t> chosen(batch);
   std::vector<std::vector<int32_t>> generated(batch);
   std::mt19937_64 rng(o.seed);
-  auto next = [&](Word logitsPtr) {
-    backend->read(raw.data(), logitsPtr, raw.size());
-    for (int64_t i = 0; i < batch * vocab; ++i) {
-      uint16_t half;
-      if (logitsBytes == 4)
-        std::memcpy(&logits[i], raw.data() + 4 * i, 4);
-      else {
-        std::memcpy(&half, raw.data() + 2 * i, 2);
-        logits[i] = logitsType == "BF16" ? bf16ToFloat(half) : f16ToFloat(half);
+  // Greedy decoding picks tokens on the device where it can: only the
+  // tokens come back, straight into the next step's input.
+  bool bf16 = logitsType == "BF16";
+  Word chosenBuf = backend->upload(chosen.data(), batch * 4, false);
+  auto pick = [&](Word logitsPtr) {
+    return o.temperature <= 0 &&
+           backend->argmax(logitsPtr, batch, vocab, bf16, chosenBuf);
+  };
+  auto next = [&](Word logitsPtr, bool picked) {
+    if (logitsFile || !picked) {
+      backend->read(raw.data(), logitsPtr, raw.size());
+      for (int64_t i = 0; i < batch * vocab; ++i) {
+        uint16_t half;
+        if (logitsBytes == 4) {
+          std::memcpy(&logits[i], raw.data() + 4 * i, 4);
+        } else {
+          std::memcpy(&half, raw.data() + 2 * i, 2);
+          logits[i] = bf16 ? bf16ToFloat(half) : f16ToFloat(half);
+        }
       }
+      if (logitsFile)
+        std::fwrite(logits.data(), 4, logits.size(), logitsFile);
     }
-    if (logitsFile)
-      std::fwrite(logits.data(), 4, logits.size(), logitsFile);
+    if (picked)
+      backend->read(chosen.data(), chosenBuf, batch * 4);
     std::string line = "step " + std::to_string(generated[0].size()) + ":";
     for (int64_t b = 0; b < batch; ++b) {
-      generated[b].push_back(sample(&logits[b * vocab], vocab, o, rng));
+      generated[b].push_back(picked ? chosen[b]
+                                    : sample(&logits[b * vocab], vocab, o, rng));
       line += " " + std::to_string(generated[b].back());
     }
     if (!o.quiet)
       std::printf("%s\n", line.c_str()), std::fflush(stdout);
   };
-  next(results[1]);
+  bool picked = pick(results[1]);
+  backend->finish("prefill");
+  next(results[1], picked);
   backend->release(results[0]);
 
-  // Decode: one row per sequence at its position, into fixed buffers so that
-  // a captured step can be replayed.
+  // Decode: one row per sequence at its position, from fixed buffers so
+  // that a captured step can be replayed. Tokens chosen on the device are
+  // already where the next step reads them.
   std::vector<int32_t> step(batch), positions(batch);
-  Word stepBuf = backend->upload(step.data(), batch * 4, false);
+  Word stepBuf = picked ? chosenBuf
+                        : backend->upload(step.data(), batch * 4, false);
   Word positionsBuf = backend->upload(positions.data(), batch * 4, false);
   args.clear();
   pushMemRef(args, stepBuf, {batch, 1});
@@ -559,7 +590,8 @@ int main(int argc, char **argv) {
       positions[b] = lengths[b] + static_cast<int32_t>(i) - 1;
     }
     auto begin = std::chrono::steady_clock::now();
-    backend->write(stepBuf, step.data(), batch * 4);
+    if (!picked)
+      backend->write(stepBuf, step.data(), batch * 4);
     backend->write(positionsBuf, positions.data(), batch * 4);
     if (graph) {
       backend->replay(graph);
@@ -567,13 +599,15 @@ int main(int argc, char **argv) {
       // Step 1 ran eagerly: buffers and cuBLASLt plans exist; capture now.
       backend->beginCapture();
       call(decode, args, out);
+      pick(out[1]);
       graph = backend->endCapture();
       backend->replay(graph);
     } else {
       call(decode, args, out);
+      pick(out[1]);
     }
     backend->finish("decode");
-    next(out[1]);
+    next(out[1], picked);
     if (!graph)
       backend->release(out[0]);
     if (i >= 2 || !useGraph) {

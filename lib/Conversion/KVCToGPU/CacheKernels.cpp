@@ -126,4 +126,81 @@ std::string setLengthsKernel() {
   return w.finish(header);
 }
 
+// Each thread scans every 128th logit of its row keeping the first largest,
+// then warps and the block agree through shuffles and shared memory; ties go
+// to the smaller index, as torch.argmax's do.
+std::string argmaxKernel(ElementType type) {
+  Writer w(type);
+  std::string t = getName(type).str();
+  std::string header =
+      "  gpu.func @" + getArgmaxName(type) + "(%logits: memref<?x" + t +
+      ">, %out: memref<?xi32>, %vocab: index) workgroup(%best: "
+      "memref<4xf32, #gpu.address_space<workgroup>>, %where: memref<4xi32, "
+      "#gpu.address_space<workgroup>>) kernel attributes {known_block_size = "
+      "array<i32: 128, 1, 1>} {\n";
+  std::string row = w.let("gpu.block_id x");
+  std::string tid = w.let("gpu.thread_id x");
+  std::string base = w.mul(row, "%vocab");
+  std::string lowest = w.f32("0xFF800000");
+  std::string loop = w.let2("scf.for %i = " + tid + " to %vocab step " +
+                            w.index(kBlockSize) + " iter_args(%m = " + lowest +
+                            ", %k = " + w.i32(0) + ") -> (f32, i32) {");
+  std::string raw = w.let("memref.load %logits[" + w.add(base, "%i") +
+                          "] : memref<?x" + t + ">");
+  std::string v = type == ElementType::F32
+                      ? raw
+                      : w.let("arith.extf " + raw + " : " + t + " to f32");
+  std::string better = w.let("arith.cmpf ogt, " + v + ", %m : f32");
+  std::string i = w.let("arith.index_cast %i : index to i32");
+  w.line("scf.yield " + w.select(better, v, "%m", "f32") + ", " +
+         w.select(better, i, "%k", "i32") + " : f32, i32");
+  w.line("}");
+  // (m, k) pairs merge: the larger value, on a tie the smaller index.
+  auto merge = [&](std::string &m, std::string &k, StringRef om, StringRef ok) {
+    std::string gt = w.let("arith.cmpf ogt, " + om + ", " + m + " : f32");
+    std::string eq = w.let("arith.cmpf oeq, " + om + ", " + m + " : f32");
+    std::string lt = w.cmp("slt", ok, k, "i32");
+    std::string take =
+        w.let("arith.ori " + gt + ", " + w.let("arith.andi " + eq + ", " + lt +
+                                               " : i1") + " : i1");
+    m = w.select(take, om, m, "f32");
+    k = w.select(take, ok, k, "i32");
+  };
+  auto warpMerge = [&](std::string &m, std::string &k) {
+    for (int64_t offset = kWarp / 2; offset > 0; offset /= 2) {
+      std::string om = w.let2("gpu.shuffle xor " + m + ", " + w.i32(offset) +
+                              ", " + w.i32(kWarp) + " : f32") + "#0";
+      std::string ok = w.let2("gpu.shuffle xor " + k + ", " + w.i32(offset) +
+                              ", " + w.i32(kWarp) + " : i32") + "#0";
+      merge(m, k, om, ok);
+    }
+  };
+  std::string m = loop + "#0", k = loop + "#1";
+  warpMerge(m, k);
+  std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
+  std::string first = w.cmp("eq", lane, w.index(0));
+  w.line("scf.if " + first + " {");
+  w.line("memref.store " + m + ", %best[" + warp +
+         "] : memref<4xf32, #gpu.address_space<workgroup>>");
+  w.line("memref.store " + k + ", %where[" + warp +
+         "] : memref<4xi32, #gpu.address_space<workgroup>>");
+  w.line("}");
+  w.line("gpu.barrier");
+  w.line("scf.if " + w.cmp("eq", tid, w.index(0)) + " {");
+  std::string bm = w.let("memref.load %best[" + w.index(0) +
+                         "] : memref<4xf32, #gpu.address_space<workgroup>>");
+  std::string bk = w.let("memref.load %where[" + w.index(0) +
+                         "] : memref<4xi32, #gpu.address_space<workgroup>>");
+  for (int64_t j = 1; j < kBlockSize / kWarp; ++j) {
+    std::string om = w.let("memref.load %best[" + w.index(j) +
+                           "] : memref<4xf32, #gpu.address_space<workgroup>>");
+    std::string ok = w.let("memref.load %where[" + w.index(j) +
+                           "] : memref<4xi32, #gpu.address_space<workgroup>>");
+    merge(bm, bk, om, ok);
+  }
+  w.line("memref.store " + bk + ", %out[" + row + "] : memref<?xi32>");
+  w.line("}");
+  return w.finish(header);
+}
+
 } // namespace mlir::kvc::kernels::detail

@@ -194,6 +194,7 @@ inline RowState merge(Writer &w, const RowState &state, const RowState &other) {
 /// The generators (CacheKernels.cpp, DecodeKernels.cpp, PrefillKernel.cpp).
 std::string appendKernel(const KernelKey &key, bool rotary);
 std::string setLengthsKernel();
+std::string argmaxKernel(ElementType type);
 std::string decodeSplitKernel(const KernelKey &key);
 std::string decodeCombineKernel(const KernelKey &key);
 std::string prefillKernel(const KernelKey &key);

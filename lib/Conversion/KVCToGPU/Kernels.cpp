@@ -50,6 +50,10 @@ std::string mlir::kvc::kernels::getAppendRotaryName(const KernelKey &key) {
 
 std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
+std::string mlir::kvc::kernels::getArgmaxName(ElementType type) {
+  return ("kvc_argmax_" + getName(type)).str();
+}
+
 std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key) {
   return ("kvc_decode_split_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
           "_" + getName(key.elementType))
@@ -89,6 +93,9 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
       text += generate();
   };
   want(getSetLengthsName(), [] { return setLengthsKernel(); });
+  // Greedy decoding picks tokens on the device from f32 or bf16 logits.
+  for (ElementType type : {ElementType::F32, ElementType::BF16})
+    want(getArgmaxName(type), [&] { return argmaxKernel(type); });
   for (const KernelKey &key : keys) {
     if (key.headDim % kVectorWidth || key.headDim > kWarp * kVectorWidth ||
         key.group < 1 || (key.group > 8 && key.group % 8))

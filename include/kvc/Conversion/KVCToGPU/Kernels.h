@@ -49,6 +49,10 @@ std::string getAppendRotaryName(const KernelKey &key);
 /// (ceil(B/128)); length[b] = source[b] + add; with add == 0 (truncate),
 /// status[0] = 2 unless 0 <= source[b] <= length[b].
 std::string getSetLengthsName();
+/// `kvc_argmax_{T}(logits, out, vocab)`: grid (rows); out[r] = the index of
+/// the largest of logits[r * vocab, (r + 1) * vocab), the first on a tie
+/// (greedy decoding on the device).
+std::string getArgmaxName(ElementType type);
 /// `kvc_decode_split_d{D}_g{G}_{T}(query, keys, values, lengths, positions,
 ///     partial_out, partial_max_sum, rows, capacity, split_len, num_splits,
 ///     scale)`: grid (num_splits, Hkv * G * rows / Q, B), Q =

@@ -64,6 +64,7 @@ std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
 std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
+std::string argmaxKernel(DType type);
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 

@@ -118,6 +118,10 @@ public:
   /// `outType` (`type` or f32).
   bool matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
               int64_t k, DType type, DType outType);
+  /// `out[r]` = the index of the largest of the `vocab` logits of row r (the
+  /// first on a tie): greedy decoding without copying logits to the host.
+  bool argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,
+              DevicePtr out);
   /// Loads a module of kernels compiled with a model; kept until close.
   bool loadModule(const void *image, void **module);
   bool compiledFunction(void *module, const char *name, void **function);

@@ -83,6 +83,10 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
                              int64_t batch, int64_t q_heads, int64_t kv_heads,
                              int64_t seq, int64_t head_dim, int type,
                              float scale);
+/* out[r] ([rows] i32) = the index of the largest of the `vocab` logits of
+ * row r, f32 or bf16 (the first on a tie). */
+int kvc_rt_argmax(kvc_rt_device *device, uint64_t logits, int64_t rows,
+                  int64_t vocab, int type, uint64_t out);
 /* Waits for the stream; reports device-side check failures. */
 int kvc_rt_synchronize(kvc_rt_device *device);
 
