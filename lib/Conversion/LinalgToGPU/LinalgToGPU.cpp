@@ -196,18 +196,20 @@ public:
   explicit KernelLibrary(ModuleOp module) : module(module) {}
 
   /// Replaces `op` with a launch of a kernel computing it.
-  LogicalResult outline(linalg::GenericOp op);
+  /// `start`, if given, is the value the reduction output starts from (the
+  /// fill it replaces); else the output buffer's value.
+  LogicalResult outline(linalg::GenericOp op, Value start = nullptr);
 
 private:
   gpu::GPUModuleOp kernels();
   /// Builds the kernel computing `op` from `operands` (the constants it
   /// captures cloned in) as `name`.
-  void build(linalg::GenericOp op, Operation *combiner,
+  void build(linalg::GenericOp op, Operation *combiner, bool hasStart,
              ArrayRef<Value> operands, ArrayRef<Operation *> constants,
              StringRef name);
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
-                      Operation *combiner, BlockArgument scratch);
+                      Operation *combiner, BlockArgument scratch, Value start);
 
   ModuleOp module;
   gpu::GPUModuleOp module_;
@@ -253,7 +255,7 @@ void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
 
 void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
                                    linalg::GenericOp op, Operation *combiner,
-                                   BlockArgument scratch) {
+                                   BlockArgument scratch, Value start) {
   SmallVector<Value> sizes = loopSizes(b, op);
   SmallVector<unsigned> parallel;
   op.getParallelDims(parallel);
@@ -329,12 +331,12 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   b.setInsertionPointToStart(&write.getThenRegion().front());
   OpOperand &init = op.getDpsInitsMutable()[0];
   SmallVector<Value> at = applyMap(b, op.getMatchingIndexingMap(&init), ivs);
-  Value old = memref::LoadOp::create(b, init.get(), at);
+  Value old = start ? start : memref::LoadOp::create(b, init.get(), at);
   memref::StoreOp::create(b, combine(b, combiner, old, total), init.get(), at);
 }
 
 void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
-                          ArrayRef<Value> operands,
+                          bool hasStart, ArrayRef<Value> operands,
                           ArrayRef<Operation *> constants, StringRef name) {
   MLIRContext *context = op.getContext();
   OpBuilder moduleBuilder(context);
@@ -366,7 +368,8 @@ void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
     Operation *clonedCombiner =
         clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
     buildReduction(b, clone, clonedCombiner,
-                   func.getWorkgroupAttributions().front());
+                   func.getWorkgroupAttributions().front(),
+                   hasStart ? func.getArgument(operands.size() - 1) : Value());
   } else {
     buildParallel(b, clone);
   }
@@ -375,7 +378,7 @@ void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
   clone.erase();
 }
 
-LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
+LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("kvc GPU lowering: expected buffers (run one-shot "
                           "bufferization first)");
@@ -405,13 +408,17 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
       operands.push_back(v);
   }
 
+  if (start)
+    operands.push_back(start);
   std::string key = kernelKey(op, operands, constants);
+  if (start)
+    key += "start";
   MLIRContext *context = op.getContext();
   StringAttr &name = byText[key];
   if (!name) {
     name = StringAttr::get(context,
                            "kvc_model_" + std::to_string(byText.size() - 1));
-    build(op, combiner, operands, constants, name);
+    build(op, combiner, static_cast<bool>(start), operands, constants, name);
   }
 
   // The launch, sized on the host.
@@ -449,7 +456,46 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op) {
 struct Matmul {
   Value x, w, out;
   linalg::FillOp fill;
+  /// The op rounding the f32 result to x's type, if that is all that reads
+  /// it: cuBLASLt writes the rounded result and the op goes away.
+  linalg::GenericOp round;
 };
+
+/// The generic right after `matmul` (in what touches `sum`) that only rounds
+/// `sum` (f32) into a buffer of `type`, if nothing reads `sum` after it
+/// (bufferization reuses buffers: the next op touching it must overwrite or
+/// free it).
+linalg::GenericOp roundingOf(Value sum, Operation *matmul, Type type) {
+  auto touches = [&](Operation &op) {
+    return llvm::is_contained(op.getOperands(), sum);
+  };
+  Operation *op = matmul->getNextNode();
+  while (op && !touches(*op))
+    op = op->getNextNode();
+  auto round = dyn_cast_or_null<linalg::GenericOp>(op);
+  if (!round || round.getNumDpsInputs() != 1 || round.getNumDpsInits() != 1 ||
+      round.getDpsInputs()[0] != sum ||
+      !llvm::all_of(round.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }))
+    return nullptr;
+  Block *body = round.getBody();
+  auto trunc = dyn_cast<arith::TruncFOp>(&body->front());
+  if (!trunc || trunc.getIn() != body->getArgument(0) ||
+      body->getTerminator()->getOperand(0) != trunc.getResult() ||
+      trunc.getType() != type ||
+      !cast<MemRefType>(round.getDpsInits()[0].getType())
+           .getLayout()
+           .isIdentity())
+    return nullptr;
+  Operation *next = round->getNextNode();
+  while (next && !touches(*next))
+    next = next->getNextNode();
+  auto fill = dyn_cast_or_null<linalg::FillOp>(next);
+  if (next && !isa<memref::DeallocOp>(next) &&
+      !(fill && fill.getOutputs()[0] == sum))
+    return nullptr;
+  return round;
+}
 
 std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
   if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
@@ -512,7 +558,7 @@ std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
     return std::nullopt;
 
   Matmul m{op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0],
-           nullptr};
+           nullptr, nullptr};
   for (Value v : {m.x, m.w, m.out}) {
     auto type = cast<MemRefType>(v.getType());
     if (!type.getLayout().isIdentity())
@@ -533,6 +579,8 @@ std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
   if (!value || !value.getValue().isZero())
     return std::nullopt;
   m.fill = fill;
+  if (outType.isF32() && !in.isF32())
+    m.round = roundingOf(m.out, op, in);
   return m;
 }
 
@@ -540,6 +588,22 @@ int32_t typeCode(Type t) { return t.isF16() ? 0 : t.isBF16() ? 1 : 2; }
 
 void lowerMatmul(linalg::GenericOp op, Matmul m) {
   ImplicitLocOpBuilder b(op.getLoc(), op);
+  if (m.round) {
+    // The rounded buffer is written where the sum was; it must exist here.
+    Value rounded = m.round.getDpsInits()[0];
+    Operation *def = rounded.getDefiningOp();
+    auto after = [&](Operation *d) {
+      return d && d->getBlock() == op->getBlock() && op->isBeforeInBlock(d);
+    };
+    if (after(def) && llvm::any_of(def->getOperands(), [&](Value v) {
+          return after(v.getDefiningOp());
+        }))
+      m.round = nullptr;
+    else if (after(def))
+      def->moveBefore(op);
+    if (m.round)
+      m.out = rounded;
+  }
   auto pointer = [&](Value memref) -> Value {
     Value idx = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
     return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
@@ -567,6 +631,8 @@ void lowerMatmul(linalg::GenericOp op, Matmul m) {
   }
   func::CallOp::create(b, rt::kMatmul, TypeRange{}, args);
   m.fill.erase();
+  if (m.round)
+    m.round.erase();
   op.erase();
 }
 
@@ -585,6 +651,19 @@ struct ConvertLinalgToKVCGPUPass
     });
     for (auto &[op, m] : matmuls)
       lowerMatmul(op, m);
+
+    // A reduction's output filled right before starts from the fill's value
+    // in the kernel: one launch less.
+    DenseMap<Operation *, Value> starts;
+    module.walk([&](linalg::GenericOp op) {
+      auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+      if (op.getNumReductionLoops() == 1 && op.getNumDpsInits() == 1 && fill &&
+          fill.getOutputs()[0] == op.getDpsInits()[0] &&
+          reductionCombiner(op)) {
+        starts[op] = fill.getInputs()[0];
+        fill.erase();
+      }
+    });
 
     SmallVector<linalg::LinalgOp> named;
     module.walk([&](func::FuncOp f) {
@@ -613,7 +692,7 @@ struct ConvertLinalgToKVCGPUPass
       f.walk([&](linalg::GenericOp op) { generics.push_back(op); });
     });
     for (linalg::GenericOp op : generics)
-      if (failed(library.outline(op)))
+      if (failed(library.outline(op, starts.lookup(op))))
         return signalPassFailure();
   }
 };
