@@ -240,32 +240,31 @@ std::string ModelWriter::linear(Str x, int64_t in, Str w, int64_t out,
   return n;
 }
 
-/// x * cos(p f) + rotate_half(x) * sin(p f), f = theta^(-2i/D), i = d mod
-/// D/2, rotate_half(x) = concat(-x[D/2:], x[:D/2]).
+/// x * cos(p f) + rotate_half(x) * sin(p f), f = theta^(-2j/D), j = d mod
+/// D/2, rotate_half(x) = concat(-x[D/2:], x[:D/2]); in heads-first layout
+/// ([b, heads, s, D], what attention takes). The head dim is split in halves
+/// [2, D/2] so that the other half is a second read of x at 1 - i: no
+/// concatenated copy.
 std::string ModelWriter::rotary(Str x, int64_t heads, Str name) {
-  std::string n = "%" + name, t = t4(heads, false);
-  int64_t half = c.headDim / 2;
-  std::string th = "tensor<?x?x" + std::to_string(heads) + "x" +
-                   std::to_string(half) + "x" + E + ">";
-  line(n + "_lo = tensor.extract_slice " + x + "[0, 0, 0, 0] [%b, %s, " +
-       std::to_string(heads) + ", " + std::to_string(half) +
-       "] [1, 1, 1, 1] : " + t + " to " + th);
-  line(n + "_hi = tensor.extract_slice " + x + "[0, 0, 0, " +
-       std::to_string(half) + "] [%b, %s, " + std::to_string(heads) + ", " +
-       std::to_string(half) + "] [1, 1, 1, 1] : " + t + " to " + th);
-  line(n + "_rot = tensor.concat dim(3) " + n + "_hi, " + n + "_lo : (" + th +
-       ", " + th + ") -> " + t);
-  line(n + "_e = tensor.empty(%b, %s) : " + t);
-  line(n + " = linalg.generic {indexing_maps = [#q4, #q4, #p4, #q4], "
+  std::string n = "%" + name, h = std::to_string(heads),
+              half = std::to_string(c.headDim / 2);
+  std::string t5 = "tensor<?x?x" + h + "x2x" + half + "x" + E + ">",
+              o5 = "tensor<?x" + h + "x?x2x" + half + "x" + E + ">";
+  line(n + "_x = tensor.expand_shape " + x +
+       " [[0], [1], [2], [3, 4]] output_shape [%b, %s, " + h + ", 2, " + half +
+       "] : " + t4(heads, false) + " into " + t5);
+  line(n + "_e = tensor.empty(%b, %s) : " + o5);
+  line(n + "_y = linalg.generic {indexing_maps = [#x5, #x5r, #p5, #o5], "
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\", "
-       "\"parallel\"]} ins(" + x + ", " + n + "_rot, %positions : " + t +
-       ", " + t + ", tensor<?x?xi32>) outs(" + n + "_e : " + t + ") {");
+       "\"parallel\", \"parallel\"]} ins(" + n + "_x, " + n +
+       "_x, %positions : " + t5 + ", " + t5 + ", tensor<?x?xi32>) outs(" + n +
+       "_e : " + o5 + ") {");
   line("^bb0(%v: " + E + ", %vr: " + E + ", %p: i32, %unused: " + E + "):");
-  line("  %d = linalg.index 3 : index");
-  line("  %i = arith.remui %d, %half : index");
-  line("  %ii = arith.index_cast %i : index to i32");
-  line("  %fi = arith.sitofp %ii : i32 to f32");
-  line("  %lf = arith.mulf %fi, %rope : f32");
+  line("  %i = linalg.index 3 : index");
+  line("  %j = linalg.index 4 : index");
+  line("  %jj = arith.index_cast %j : index to i32");
+  line("  %fj = arith.sitofp %jj : i32 to f32");
+  line("  %lf = arith.mulf %fj, %rope : f32");
   line("  %freq = math.exp %lf : f32");
   line("  %fp = arith.sitofp %p : i32 to f32");
   line("  %angle = arith.mulf %fp, %freq : f32");
@@ -275,12 +274,14 @@ std::string ModelWriter::rotary(Str x, int64_t heads, Str name) {
   line("  %a0 = arith.mulf " + widen("%vf", "%v") + ", " + cosine + " : f32");
   line("  %r0 = arith.mulf " + widen("%vrf", "%vr") + ", " + sine + " : f32");
   std::string a = round("%a", "%a0"), r = round("%r", "%r0");
-  line("  %first = arith.cmpi ult, %d, %half : index");
+  line("  %first = arith.cmpi eq, %i, %c0 : index");
   line("  %plus = arith.addf " + a + ", " + r + " : f32");
   line("  %minus = arith.subf " + a + ", " + r + " : f32");
   line("  %y = arith.select %first, %minus, %plus : f32");
   line("  linalg.yield " + store("%yb", "%y") + " : " + E);
-  line("} -> " + t);
+  line("} -> " + o5);
+  line(n + " = tensor.collapse_shape " + n + "_y [[0], [1], [2], [3, 4]] : " +
+       o5 + " into " + t4(heads, true));
   return n;
 }
 
@@ -306,13 +307,11 @@ std::string ModelWriter::block(Str x, int64_t layer) {
          t4(heads, toHeadsFirst) + ") permutation = [0, 2, 1, 3]");
     return "%" + name;
   };
-  std::string q4 = rotary(split(qp, c.numHeads, l + "_q4"), c.numHeads,
+  std::string qt = rotary(split(qp, c.numHeads, l + "_q4"), c.numHeads,
                           l + "_qr");
-  std::string k4 = rotary(split(kp, c.numKvHeads, l + "_k4"), c.numKvHeads,
+  std::string kt = rotary(split(kp, c.numKvHeads, l + "_k4"), c.numKvHeads,
                           l + "_kr");
   std::string v4 = split(vp, c.numKvHeads, l + "_v4");
-  std::string qt = transpose(q4, c.numHeads, true, l + "_qt");
-  std::string kt = transpose(k4, c.numKvHeads, true, l + "_kt");
   std::string vt = transpose(v4, c.numKvHeads, true, l + "_vt");
   line(p + "att = kvc.attention " + qt + ", " + kt + ", " + vt +
        " {causal} : " + t4(c.numHeads, true) + ", " + t4(c.numKvHeads, true));
@@ -386,8 +385,10 @@ std::string ModelWriter::build() {
      << "#xk = affine_map<(b, s, n, k) -> (b, s, k)>\n"
      << "#wnk = affine_map<(b, s, n, k) -> (n, k)>\n"
      << "#xn = affine_map<(b, s, n, k) -> (b, s, n)>\n"
-     << "#q4 = affine_map<(b, s, h, d) -> (b, s, h, d)>\n"
-     << "#p4 = affine_map<(b, s, h, d) -> (b, s)>\n"
+     << "#x5 = affine_map<(b, s, h, i, j) -> (b, s, h, i, j)>\n"
+     << "#x5r = affine_map<(b, s, h, i, j) -> (b, s, h, 1 - i, j)>\n"
+     << "#p5 = affine_map<(b, s, h, i, j) -> (b, s)>\n"
+     << "#o5 = affine_map<(b, s, h, i, j) -> (b, h, s, i, j)>\n"
      << "func.func @model(" << args << ") -> " << t3(v) << " {\n";
   line("%c0 = arith.constant 0 : index");
   line("%c1 = arith.constant 1 : index");
@@ -402,7 +403,6 @@ std::string ModelWriter::build() {
   line("%rope = arith.constant " +
        llvm::formatv("{0:e}", -2.0 * std::log(c.ropeTheta) / c.headDim).str() +
        " : f32");
-  line("%half = arith.constant " + std::to_string(c.headDim / 2) + " : index");
   // Row t of the embedding is embed[tokens[b, t]].
   line("%x_e = tensor.empty(%b, %s) : " + t3(h));
   line("%x = linalg.generic {indexing_maps = [#r2, #r3], iterator_types = "
