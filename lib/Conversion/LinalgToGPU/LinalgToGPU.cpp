@@ -156,7 +156,7 @@ Value combine(ImplicitLocOpBuilder &b, Operation *combiner, Value lhs,
 /// types, the body with values numbered by position (kernel operands,
 /// captured constants, block arguments, results in order), and the captured
 /// constants' values. Every layer's RMSNorm has the same key.
-std::string kernelKey(linalg::GenericOp op, ArrayRef<Value> operands,
+std::string kernelKey(ArrayRef<linalg::GenericOp> ops, ArrayRef<Value> operands,
                       ArrayRef<Operation *> constants) {
   std::string key;
   llvm::raw_string_ostream os(key);
@@ -170,23 +170,30 @@ std::string kernelKey(linalg::GenericOp op, ArrayRef<Value> operands,
     os << c->getName() << c->getAttrDictionary()
        << c->getPropertiesAsAttribute() << ";";
   }
-  for (BlockArgument arg : op.getBody()->getArguments())
-    names[arg] = "a" + std::to_string(arg.getArgNumber());
-  os << op.getIndexingMapsAttr() << op.getIteratorTypesAttr()
-     << op.getNumDpsInputs() << "{";
   unsigned results = 0;
-  for (Operation &inner : *op.getBody()) {
-    os << inner.getName() << "(";
-    for (Value v : inner.getOperands())
+  for (linalg::GenericOp op : ops) {
+    os << "(";
+    for (Value v : op->getOperands())
       os << names.lookup(v) << ",";
-    os << ")" << inner.getAttrDictionary() << inner.getPropertiesAsAttribute();
-    for (Value r : inner.getResults()) {
-      names[r] = "r" + std::to_string(results++);
-      os << r.getType();
+    os << ")";
+    for (BlockArgument arg : op.getBody()->getArguments())
+      names[arg] = "a" + std::to_string(arg.getArgNumber());
+    os << op.getIndexingMapsAttr() << op.getIteratorTypesAttr()
+       << op.getNumDpsInputs() << "{";
+    for (Operation &inner : *op.getBody()) {
+      os << inner.getName() << "(";
+      for (Value v : inner.getOperands())
+        os << names.lookup(v) << ",";
+      os << ")" << inner.getAttrDictionary()
+         << inner.getPropertiesAsAttribute();
+      for (Value r : inner.getResults()) {
+        names[r] = "r" + std::to_string(results++);
+        os << r.getType();
+      }
+      os << ";";
     }
-    os << ";";
+    os << "}";
   }
-  os << "}";
   return key;
 }
 
@@ -197,19 +204,25 @@ public:
 
   /// Replaces `op` with a launch of a kernel computing it.
   /// `start`, if given, is the value the reduction output starts from (the
-  /// fill it replaces); else the output buffer's value.
-  LogicalResult outline(linalg::GenericOp op, Value start = nullptr);
+  /// fill it replaces); else the output buffer's value. `consumer`, if
+  /// given, is an all-parallel op over the reduction's loops that reads its
+  /// result at the row's point: the same block computes it after the
+  /// reduction, its threads striding the reduction loop again (RMSNorm in
+  /// one kernel).
+  LogicalResult outline(linalg::GenericOp op, Value start = nullptr,
+                        linalg::GenericOp consumer = nullptr);
 
 private:
   gpu::GPUModuleOp kernels();
   /// Builds the kernel computing `op` from `operands` (the constants it
   /// captures cloned in) as `name`.
-  void build(linalg::GenericOp op, Operation *combiner, bool hasStart,
-             ArrayRef<Value> operands, ArrayRef<Operation *> constants,
-             StringRef name);
+  void build(linalg::GenericOp op, linalg::GenericOp consumer,
+             Operation *combiner, bool hasStart, ArrayRef<Value> operands,
+             ArrayRef<Operation *> constants, StringRef name);
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
-                      Operation *combiner, BlockArgument scratch, Value start);
+                      Operation *combiner, BlockArgument scratch, Value start,
+                      linalg::GenericOp consumer);
 
   ModuleOp module;
   gpu::GPUModuleOp module_;
@@ -255,7 +268,8 @@ void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
 
 void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
                                    linalg::GenericOp op, Operation *combiner,
-                                   BlockArgument scratch, Value start) {
+                                   BlockArgument scratch, Value start,
+                                   linalg::GenericOp consumer) {
   SmallVector<Value> sizes = loopSizes(b, op);
   SmallVector<unsigned> parallel;
   op.getParallelDims(parallel);
@@ -332,11 +346,39 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   OpOperand &init = op.getDpsInitsMutable()[0];
   SmallVector<Value> at = applyMap(b, op.getMatchingIndexingMap(&init), ivs);
   Value old = start ? start : memref::LoadOp::create(b, init.get(), at);
-  memref::StoreOp::create(b, combine(b, combiner, old, total), init.get(), at);
+  Value result = combine(b, combiner, old, total);
+  memref::StoreOp::create(b, result, init.get(), at);
+  if (!consumer)
+    return;
+
+  // The consumer, with the row's result from shared memory.
+  memref::StoreOp::create(b, result, scratch, ValueRange{zero});
+  b.setInsertionPointAfter(last);
+  gpu::BarrierOp::create(b);
+  Value row = memref::LoadOp::create(b, scratch, ValueRange{zero});
+  auto again = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads));
+  b.setInsertionPointToStart(again.getBody());
+  SmallVector<Value> where = ivs;
+  where[r] = again.getInductionVar();
+  IRMapping mapping;
+  for (OpOperand &operand : consumer->getOpOperands()) {
+    BlockArgument arg = consumer.getMatchingBlockArgument(&operand);
+    if (arg.use_empty())
+      continue;
+    mapping.map(arg, operand.get() == init.get()
+                         ? row
+                         : loadOperand(b, consumer, operand, where));
+  }
+  SmallVector<Value> yielded = cloneBody(b, consumer, mapping, where);
+  for (auto [out, value] : llvm::zip(consumer.getDpsInitsMutable(), yielded))
+    memref::StoreOp::create(
+        b, value, out.get(),
+        applyMap(b, consumer.getMatchingIndexingMap(&out), where));
 }
 
-void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
-                          bool hasStart, ArrayRef<Value> operands,
+void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
+                          Operation *combiner, bool hasStart,
+                          ArrayRef<Value> operands,
                           ArrayRef<Operation *> constants, StringRef name) {
   MLIRContext *context = op.getContext();
   OpBuilder moduleBuilder(context);
@@ -364,21 +406,28 @@ void KernelLibrary::build(linalg::GenericOp op, Operation *combiner,
   for (Operation *c : constants)
     b.clone(*c, mapping);
   auto clone = cast<linalg::GenericOp>(b.clone(*op, mapping));
+  linalg::GenericOp consumerClone =
+      consumer ? cast<linalg::GenericOp>(b.clone(*consumer, mapping))
+               : linalg::GenericOp();
   if (combiner) {
     Operation *clonedCombiner =
         clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
     buildReduction(b, clone, clonedCombiner,
                    func.getWorkgroupAttributions().front(),
-                   hasStart ? func.getArgument(operands.size() - 1) : Value());
+                   hasStart ? func.getArgument(operands.size() - 1) : Value(),
+                   consumerClone);
   } else {
     buildParallel(b, clone);
   }
   b.setInsertionPointToEnd(&func.getBody().front());
   gpu::ReturnOp::create(b);
+  if (consumerClone)
+    consumerClone.erase();
   clone.erase();
 }
 
-LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
+LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
+                                     linalg::GenericOp consumer) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("kvc GPU lowering: expected buffers (run one-shot "
                           "bufferization first)");
@@ -398,9 +447,18 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
   // are cloned in).
   SetVector<Value> captured;
   getUsedValuesDefinedAbove(op.getRegion(), captured);
-  SmallVector<Value> operands(op->getOperands());
+  SetVector<Value> operandSet;
+  operandSet.insert(op->getOperands().begin(), op->getOperands().end());
+  if (consumer) {
+    operandSet.insert(consumer->getOperands().begin(),
+                      consumer->getOperands().end());
+    getUsedValuesDefinedAbove(consumer.getRegion(), captured);
+  }
+  SmallVector<Value> operands(operandSet.begin(), operandSet.end());
   SmallVector<Operation *> constants;
   for (Value v : captured) {
+    if (operandSet.contains(v))
+      continue;
     Operation *def = v.getDefiningOp();
     if (def && def->hasTrait<OpTrait::ConstantLike>())
       constants.push_back(def);
@@ -410,7 +468,10 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
 
   if (start)
     operands.push_back(start);
-  std::string key = kernelKey(op, operands, constants);
+  SmallVector<linalg::GenericOp> ops = {op};
+  if (consumer)
+    ops.push_back(consumer);
+  std::string key = kernelKey(ops, operands, constants);
   if (start)
     key += "start";
   MLIRContext *context = op.getContext();
@@ -418,11 +479,12 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
   if (!name) {
     name = StringAttr::get(context,
                            "kvc_model_" + std::to_string(byText.size() - 1));
-    build(op, combiner, static_cast<bool>(start), operands, constants, name);
+    build(op, consumer, combiner, static_cast<bool>(start), operands,
+          constants, name);
   }
 
-  // The launch, sized on the host.
-  ImplicitLocOpBuilder host(op.getLoc(), op);
+  // The launch, sized on the host, where the consumer's output exists.
+  ImplicitLocOpBuilder host(op.getLoc(), consumer ? consumer : op);
   SmallVector<Value> sizes = loopSizes(host, op);
   Value grid;
   if (combiner) {
@@ -445,6 +507,8 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start) {
       gpu::KernelDim3{index(host, kThreads), one, one},
       /*dynamicSharedMemorySize=*/Value(), operands,
       /*asyncObject=*/Value());
+  if (consumer)
+    consumer.erase();
   op.erase();
   return success();
 }
@@ -636,6 +700,39 @@ void lowerMatmul(linalg::GenericOp op, Matmul m) {
   op.erase();
 }
 
+/// The all-parallel op right after reduction `op` (allocations aside) that
+/// runs over the same loops (it reads one of op's inputs through the same
+/// permutation map) and reads op's result only at the row's point: it can
+/// run in the reduction's kernel.
+linalg::GenericOp rowConsumer(linalg::GenericOp op) {
+  Operation *next = op->getNextNode();
+  while (next && isa<memref::AllocOp>(next))
+    next = next->getNextNode();
+  auto consumer = dyn_cast_or_null<linalg::GenericOp>(next);
+  if (!consumer || consumer.getNumLoops() != op.getNumLoops() ||
+      consumer.getNumReductionLoops() != 0)
+    return nullptr;
+  Value result = op.getDpsInits()[0];
+  AffineMap resultMap = op.getIndexingMapsArray().back();
+  bool sameLoops = false, readsResult = false;
+  for (OpOperand &operand : consumer->getOpOperands()) {
+    AffineMap map = consumer.getMatchingIndexingMap(&operand);
+    if (operand.get() == result) {
+      if (consumer.isDpsInit(&operand) || map != resultMap)
+        return nullptr;
+      readsResult = true;
+    }
+    for (OpOperand *input : op.getDpsInputOperands())
+      if (input->get() == operand.get() && map.isPermutation() &&
+          map == op.getMatchingIndexingMap(input))
+        sameLoops = true;
+  }
+  for (Value out : consumer.getDpsInits())
+    if (llvm::is_contained(op->getOperands(), out))
+      return nullptr;
+  return sameLoops && readsResult ? consumer : nullptr;
+}
+
 struct ConvertLinalgToKVCGPUPass
     : kvc::impl::ConvertLinalgToKVCGPUPassBase<ConvertLinalgToKVCGPUPass> {
   void runOnOperation() override {
@@ -687,12 +784,22 @@ struct ConvertLinalgToKVCGPUPass
       return signalPassFailure();
 
     KernelLibrary library(module);
-    SmallVector<linalg::GenericOp> generics;
+    SmallVector<std::pair<linalg::GenericOp, linalg::GenericOp>> generics;
+    DenseSet<Operation *> fused;
     module.walk([&](func::FuncOp f) {
-      f.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+      f.walk([&](linalg::GenericOp op) {
+        if (fused.contains(op))
+          return;
+        linalg::GenericOp consumer;
+        if (op.getNumReductionLoops() == 1 && reductionCombiner(op))
+          consumer = rowConsumer(op);
+        if (consumer)
+          fused.insert(consumer);
+        generics.push_back({op, consumer});
+      });
     });
-    for (linalg::GenericOp op : generics)
-      if (failed(library.outline(op, starts.lookup(op))))
+    for (auto [op, consumer] : generics)
+      if (failed(library.outline(op, starts.lookup(op), consumer)))
         return signalPassFailure();
   }
 };
