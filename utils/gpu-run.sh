@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [model] [modelbench]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [matmul] [model] [modelbench]
 # The lit step needs LLVM's lit carried in .lit: on the development machine,
 #   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
 #   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
@@ -61,6 +61,9 @@ CFG
     bench)
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/bench.log" ;;
+    matmul)
+      python3 test/Integration/CUDA/matmul.py --runtime $rt --kernels $kernels \
+        2>&1 | tee "$out/matmul.log" ;;
     model)
       # Artifacts built here by kvc-compile --target=cuda into build/artifacts
       # (carried along): kvc-run against Hugging Face.

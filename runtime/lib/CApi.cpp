@@ -190,6 +190,18 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
                             seq, head_dim, dtype, scale));
 }
 
+int kvc_rt_matmul(kvc_rt_device *device, uint64_t x, uint64_t w, uint64_t out,
+                  int64_t m, int64_t n, int64_t k, int type, int out_type) {
+  DType in, outType;
+  if (!toType(type, &in) || !toType(out_type, &outType)) {
+    device->error = "unknown element type " + std::to_string(type) + " or " +
+                    std::to_string(out_type);
+    return 1;
+  }
+  return result(device,
+                device->device->matmul(x, w, out, m, n, k, in, outType));
+}
+
 int kvc_rt_argmax(kvc_rt_device *device, uint64_t logits, int64_t rows,
                   int64_t vocab, int type, uint64_t out) {
   DType dtype;
@@ -316,11 +328,9 @@ void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
 
 void kvc_rt_op_matmul(void *x, void *w, void *out, int64_t m, int64_t n,
                       int64_t k, int32_t type, int32_t out_type) {
-  kvc_rt_device *d = ready();
-  DType in, outType;
-  if (d && toType(type, &in) && toType(out_type, &outType))
-    result(d, d->device->matmul(address(x), address(w), address(out), m, n, k,
-                                in, outType));
+  if (kvc_rt_device *d = ready())
+    kvc_rt_matmul(d, address(x), address(w), address(out), m, n, k, type,
+                  out_type);
 }
 
 void *mgpuModuleLoad(void *data, int64_t) {

@@ -51,6 +51,9 @@ class Runtime:
         lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float]
         lib.kvc_rt_op_prefill_attention.argtypes = [vp, vp, vp, vp, i64, i64, i64, i64, i64,
                                                     ctypes.c_int32, ctypes.c_float]
+        lib.kvc_rt_matmul.argtypes = [vp, u64, u64, u64, i64, i64, i64, ctypes.c_int,
+                                      ctypes.c_int]
+        lib.kvc_rt_argmax.argtypes = [vp, u64, i64, i64, ctypes.c_int, u64]
         # Tensors a wrapped cache points into, kept alive with the cache.
         self._wrapped = {}
         handle = vp()
@@ -115,6 +118,17 @@ class Runtime:
         self._check(self.lib.kvc_rt_prefill_attention(
             self.device, query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), batch,
             q_heads, key.shape[1], seq, head_dim, dtype, scale))
+
+    def matmul(self, x, w, out, dtype, out_dtype):
+        m, k = x.shape
+        n = w.shape[0]
+        self._check(self.lib.kvc_rt_matmul(self.device, x.data_ptr(), w.data_ptr(),
+                                           out.data_ptr(), m, n, k, dtype, out_dtype))
+
+    def argmax(self, logits, out, dtype):
+        rows, vocab = logits.shape
+        self._check(self.lib.kvc_rt_argmax(self.device, logits.data_ptr(), rows, vocab, dtype,
+                                           out.data_ptr()))
 
     def error(self):
         return self.lib.kvc_rt_error(self.device).decode()
