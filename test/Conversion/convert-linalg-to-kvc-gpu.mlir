@@ -121,6 +121,54 @@ func.func @norms(%x: memref<?x?x64xf32>, %w: memref<64xf32>, %y: memref<?x?x64xf
 
 // -----
 
+// Tests that a residual add, the sum of squares of its result and the
+// scaling run as one kernel: each thread adds the points it then reduces
+// (and stores the sum, which later ops read).
+
+#r3 = affine_map<(b, s, h) -> (b, s, h)>
+#r2 = affine_map<(b, s, h) -> (b, s)>
+// CHECK-LABEL: func.func @add_then_norm
+// CHECK: gpu.launch_func @kvc_model_kernels::@[[K:kvc_model_[0-9]+]] blocks
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.func @[[K]](
+// CHECK: scf.for
+// CHECK: arith.addf
+// CHECK: memref.store
+// CHECK: scf.for
+// CHECK: arith.mulf
+// CHECK: gpu.barrier
+// CHECK: scf.for
+// CHECK: math.rsqrt
+func.func @add_then_norm(%x: memref<?x?x64xf32>, %p: memref<?x?x64xf32>, %h: memref<?x?x64xf32>, %y: memref<?x?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = memref.dim %x, %c0 : memref<?x?x64xf32>
+  %s = memref.dim %x, %c1 : memref<?x?x64xf32>
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [#r3, #r3, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %p : memref<?x?x64xf32>, memref<?x?x64xf32>) outs(%h : memref<?x?x64xf32>) {
+  ^bb0(%u: f32, %v: f32, %unused: f32):
+    %a = arith.addf %u, %v : f32
+    linalg.yield %a : f32
+  }
+  %ss = memref.alloc(%b, %s) : memref<?x?xf32>
+  linalg.fill ins(%zero : f32) outs(%ss : memref<?x?xf32>)
+  linalg.generic {indexing_maps = [#r3, #r2], iterator_types = ["parallel", "parallel", "reduction"]} ins(%h : memref<?x?x64xf32>) outs(%ss : memref<?x?xf32>) {
+  ^bb0(%v: f32, %acc: f32):
+    %sq = arith.mulf %v, %v : f32
+    %r = arith.addf %acc, %sq : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#r3, #r2, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%h, %ss : memref<?x?x64xf32>, memref<?x?xf32>) outs(%y : memref<?x?x64xf32>) {
+  ^bb0(%v: f32, %t: f32, %unused: f32):
+    %inv = math.rsqrt %t : f32
+    %n = arith.mulf %v, %inv : f32
+    linalg.yield %n : f32
+  }
+  return
+}
+
+// -----
+
 // Tests that a reduction the kernels cannot combine is refused by name.
 
 #r2 = affine_map<(i, j) -> (i, j)>

@@ -209,20 +209,25 @@ public:
   /// result at the row's point: the same block computes it after the
   /// reduction, its threads striding the reduction loop again (RMSNorm in
   /// one kernel).
+  /// `producer`, if given, is an all-parallel op over the same loops whose
+  /// result the reduction reads: the block computes it first, each thread
+  /// the points it reduces next (a residual add before RMSNorm).
   LogicalResult outline(linalg::GenericOp op, Value start = nullptr,
-                        linalg::GenericOp consumer = nullptr);
+                        linalg::GenericOp consumer = nullptr,
+                        linalg::GenericOp producer = nullptr);
 
 private:
   gpu::GPUModuleOp kernels();
   /// Builds the kernel computing `op` from `operands` (the constants it
   /// captures cloned in) as `name`.
   void build(linalg::GenericOp op, linalg::GenericOp consumer,
-             Operation *combiner, bool hasStart, ArrayRef<Value> operands,
-             ArrayRef<Operation *> constants, StringRef name);
+             linalg::GenericOp producer, Operation *combiner, bool hasStart,
+             ArrayRef<Value> operands, ArrayRef<Operation *> constants,
+             StringRef name);
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
                       Operation *combiner, BlockArgument scratch, Value start,
-                      linalg::GenericOp consumer);
+                      linalg::GenericOp consumer, linalg::GenericOp producer);
 
   ModuleOp module;
   gpu::GPUModuleOp module_;
@@ -269,7 +274,8 @@ void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
 void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
                                    linalg::GenericOp op, Operation *combiner,
                                    BlockArgument scratch, Value start,
-                                   linalg::GenericOp consumer) {
+                                   linalg::GenericOp consumer,
+                                   linalg::GenericOp producer) {
   SmallVector<Value> sizes = loopSizes(b, op);
   SmallVector<unsigned> parallel;
   op.getParallelDims(parallel);
@@ -286,9 +292,32 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value neutral = arith::ConstantOp::create(
       b, *arith::getNeutralElement(combiner));
+  unsigned r = reduction.front();
+
+  // The producer at the points this thread reduces next: it reads back
+  // only what it wrote itself.
+  auto strided = [&](linalg::GenericOp generic) {
+    OpBuilder::InsertionGuard guard(b);
+    auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads));
+    b.setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> where = ivs;
+    where[r] = loop.getInductionVar();
+    IRMapping mapping;
+    for (OpOperand &operand : generic->getOpOperands()) {
+      BlockArgument arg = generic.getMatchingBlockArgument(&operand);
+      if (!arg.use_empty())
+        mapping.map(arg, loadOperand(b, generic, operand, where));
+    }
+    SmallVector<Value> yielded = cloneBody(b, generic, mapping, where);
+    for (auto [out, value] : llvm::zip(generic.getDpsInitsMutable(), yielded))
+      memref::StoreOp::create(
+          b, value, out.get(),
+          applyMap(b, generic.getMatchingIndexingMap(&out), where));
+  };
+  if (producer)
+    strided(producer);
 
   // Each thread folds every kThreads-th point of the reduction loop.
-  unsigned r = reduction.front();
   auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads),
                                  ValueRange{neutral});
   {
@@ -377,7 +406,8 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
 }
 
 void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
-                          Operation *combiner, bool hasStart,
+                          linalg::GenericOp producer, Operation *combiner,
+                          bool hasStart,
                           ArrayRef<Value> operands,
                           ArrayRef<Operation *> constants, StringRef name) {
   MLIRContext *context = op.getContext();
@@ -406,28 +436,33 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
   for (Operation *c : constants)
     b.clone(*c, mapping);
   auto clone = cast<linalg::GenericOp>(b.clone(*op, mapping));
-  linalg::GenericOp consumerClone =
-      consumer ? cast<linalg::GenericOp>(b.clone(*consumer, mapping))
-               : linalg::GenericOp();
+  auto cloneOf = [&](linalg::GenericOp generic) {
+    return generic ? cast<linalg::GenericOp>(b.clone(*generic, mapping))
+                   : linalg::GenericOp();
+  };
+  linalg::GenericOp consumerClone = cloneOf(consumer),
+                    producerClone = cloneOf(producer);
   if (combiner) {
     Operation *clonedCombiner =
         clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
     buildReduction(b, clone, clonedCombiner,
                    func.getWorkgroupAttributions().front(),
                    hasStart ? func.getArgument(operands.size() - 1) : Value(),
-                   consumerClone);
+                   consumerClone, producerClone);
   } else {
     buildParallel(b, clone);
   }
   b.setInsertionPointToEnd(&func.getBody().front());
   gpu::ReturnOp::create(b);
-  if (consumerClone)
-    consumerClone.erase();
+  for (linalg::GenericOp c : {consumerClone, producerClone})
+    if (c)
+      c.erase();
   clone.erase();
 }
 
 LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
-                                     linalg::GenericOp consumer) {
+                                     linalg::GenericOp consumer,
+                                     linalg::GenericOp producer) {
   if (!op.hasPureBufferSemantics())
     return op.emitOpError("kvc GPU lowering: expected buffers (run one-shot "
                           "bufferization first)");
@@ -449,10 +484,11 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
   getUsedValuesDefinedAbove(op.getRegion(), captured);
   SetVector<Value> operandSet;
   operandSet.insert(op->getOperands().begin(), op->getOperands().end());
-  if (consumer) {
-    operandSet.insert(consumer->getOperands().begin(),
-                      consumer->getOperands().end());
-    getUsedValuesDefinedAbove(consumer.getRegion(), captured);
+  for (linalg::GenericOp other : {consumer, producer}) {
+    if (!other)
+      continue;
+    operandSet.insert(other->getOperands().begin(), other->getOperands().end());
+    getUsedValuesDefinedAbove(other.getRegion(), captured);
   }
   SmallVector<Value> operands(operandSet.begin(), operandSet.end());
   SmallVector<Operation *> constants;
@@ -468,9 +504,10 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
 
   if (start)
     operands.push_back(start);
-  SmallVector<linalg::GenericOp> ops = {op};
-  if (consumer)
-    ops.push_back(consumer);
+  SmallVector<linalg::GenericOp> ops;
+  for (linalg::GenericOp generic : {producer, op, consumer})
+    if (generic)
+      ops.push_back(generic);
   std::string key = kernelKey(ops, operands, constants);
   if (start)
     key += "start";
@@ -479,7 +516,7 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
   if (!name) {
     name = StringAttr::get(context,
                            "kvc_model_" + std::to_string(byText.size() - 1));
-    build(op, consumer, combiner, static_cast<bool>(start), operands,
+    build(op, consumer, producer, combiner, static_cast<bool>(start), operands,
           constants, name);
   }
 
@@ -507,8 +544,9 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
       gpu::KernelDim3{index(host, kThreads), one, one},
       /*dynamicSharedMemorySize=*/Value(), operands,
       /*asyncObject=*/Value());
-  if (consumer)
-    consumer.erase();
+  for (linalg::GenericOp other : {consumer, producer})
+    if (other)
+      other.erase();
   op.erase();
   return success();
 }
@@ -733,6 +771,28 @@ linalg::GenericOp rowConsumer(linalg::GenericOp op) {
   return sameLoops && readsResult ? consumer : nullptr;
 }
 
+/// The all-parallel op right before reduction `op` (allocations aside) whose
+/// one output `op` reads through the permutation it writes it with: each
+/// thread can compute the points it then reduces.
+linalg::GenericOp rowProducer(linalg::GenericOp op) {
+  Operation *prev = op->getPrevNode();
+  while (prev && isa<memref::AllocOp>(prev))
+    prev = prev->getPrevNode();
+  auto producer = dyn_cast_or_null<linalg::GenericOp>(prev);
+  if (!producer || producer.getNumLoops() != op.getNumLoops() ||
+      producer.getNumReductionLoops() != 0 || producer.getNumDpsInits() != 1)
+    return nullptr;
+  OpOperand &out = producer.getDpsInitsMutable()[0];
+  AffineMap map = producer.getMatchingIndexingMap(&out);
+  if (!map.isPermutation() || llvm::is_contained(producer.getDpsInputs(),
+                                                 out.get()))
+    return nullptr;
+  for (OpOperand *input : op.getDpsInputOperands())
+    if (input->get() == out.get() && op.getMatchingIndexingMap(input) == map)
+      return producer;
+  return nullptr;
+}
+
 struct ConvertLinalgToKVCGPUPass
     : kvc::impl::ConvertLinalgToKVCGPUPassBase<ConvertLinalgToKVCGPUPass> {
   void runOnOperation() override {
@@ -784,22 +844,34 @@ struct ConvertLinalgToKVCGPUPass
       return signalPassFailure();
 
     KernelLibrary library(module);
-    SmallVector<std::pair<linalg::GenericOp, linalg::GenericOp>> generics;
+    // Row kernels first: a reduction with the op that feeds it and the op
+    // that reads its result.
+    struct Row {
+      linalg::GenericOp op, consumer, producer;
+    };
+    SmallVector<Row> rows;
     DenseSet<Operation *> fused;
     module.walk([&](func::FuncOp f) {
       f.walk([&](linalg::GenericOp op) {
-        if (fused.contains(op))
+        if (op.getNumReductionLoops() != 1 || !reductionCombiner(op))
           return;
-        linalg::GenericOp consumer;
-        if (op.getNumReductionLoops() == 1 && reductionCombiner(op))
-          consumer = rowConsumer(op);
-        if (consumer)
-          fused.insert(consumer);
-        generics.push_back({op, consumer});
+        Row row{op, rowConsumer(op), rowProducer(op)};
+        if (row.producer && fused.contains(row.producer))
+          row.producer = nullptr;
+        for (linalg::GenericOp g : {row.op, row.consumer, row.producer})
+          if (g)
+            fused.insert(g);
+        rows.push_back(row);
       });
     });
-    for (auto [op, consumer] : generics)
-      if (failed(library.outline(op, starts.lookup(op), consumer)))
+    for (const Row &row : rows)
+      if (failed(library.outline(row.op, starts.lookup(row.op), row.consumer,
+                                 row.producer)))
+        return signalPassFailure();
+    SmallVector<linalg::GenericOp> generics;
+    module.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+    for (linalg::GenericOp op : generics)
+      if (failed(library.outline(op, starts.lookup(op))))
         return signalPassFailure();
   }
 };
