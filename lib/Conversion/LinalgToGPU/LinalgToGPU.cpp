@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
@@ -38,6 +39,8 @@ namespace {
 
 constexpr int64_t kThreads = 256;
 constexpr int64_t kWarpSize = 32;
+/// How far a row kernel's strided loops are unrolled.
+constexpr int64_t kUnroll = 4;
 constexpr StringLiteral kModuleName = "kvc_model_kernels";
 
 Value index(ImplicitLocOpBuilder &b, int64_t v) {
@@ -458,6 +461,12 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
     if (c)
       c.erase();
   clone.erase();
+  // A thread's strided loads are independent: unrolled, several are in
+  // flight at once instead of one memory latency per point.
+  SmallVector<scf::ForOp> loops;
+  func.walk([&](scf::ForOp loop) { loops.push_back(loop); });
+  for (scf::ForOp loop : loops)
+    (void)loopUnrollByFactor(loop, kUnroll);
 }
 
 LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
