@@ -1,9 +1,8 @@
-# Tests the runtime's projections (row-major x times w transposed, as
-# compiled models call them: kvc_gemv for one row of a small f16/bf16 w,
-# cuBLASLt otherwise) and greedy argmax (kvc_argmax) against torch: rows 1
-# to 64, TinyLlama's shapes and odd ones (k a multiple of 8 but not of 256,
-# n not a multiple of 8), bf16/f16 to f32 and to themselves, f32; argmax on
-# f32 and bf16 logits with a tie. Outputs are poisoned before every run.
+# Tests the runtime's projections (cuBLASLt, row-major x times w transposed,
+# as compiled models call them) and greedy argmax (kvc_argmax) against
+# torch: rows 1 to 64, TinyLlama's shapes and odd ones, bf16/f16 to f32 and
+# to themselves, f32; argmax on f32 and bf16 logits with a tie. Outputs are
+# poisoned before every run.
 #
 # REQUIRES: cuda
 # RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels

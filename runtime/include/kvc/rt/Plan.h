@@ -65,13 +65,6 @@ std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);
-/// kvc's one-row projection kernel (kvc_gemv_{T}_{O}) where it beats
-/// cuBLASLt: one row of f16/bf16, k a multiple of 8, w of at most
-/// kGemvMaxWeights elements (measured on the H100, bench/RESULTS.md); else
-/// "".
-constexpr int64_t kGemvMaxWeights = 2048 * 2048;
-std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
-                       DType outType);
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 
