@@ -18,7 +18,6 @@ of HF's bf16 logits against HF's f32 logits on the same tokens.
       --dtype f32 --steps 64
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,21 +25,9 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-
-def build_model(config_path, seed):
-    with open(config_path) as f:
-        config = LlamaConfig(**json.load(f))
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).float().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
-    return config, model
+from hf_model import random_llama
 
 
 def run_kvc(args, weights, prompts, logits_path):
@@ -72,7 +59,7 @@ def main():
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    config, model = build_model(args.config, args.seed)
+    config, model = random_llama(args.config, args.seed)
     dtype = torch.float32 if args.dtype == "f32" else torch.bfloat16
     device = "cuda"
     reference = model.to(device)  # f32, for the bf16 tolerance

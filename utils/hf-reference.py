@@ -17,7 +17,8 @@ import json
 import os
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+
+from hf_model import random_llama
 
 
 def main():
@@ -27,17 +28,7 @@ def main():
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    with open(args.config) as f:
-        config = LlamaConfig(**json.load(f))
-    torch.manual_seed(args.seed)
-    model = LlamaForCausalLM(config).float().eval()
-    # Wider random weights than the default init, so greedy decoding varies.
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    config, model = random_llama(args.config, args.seed)
     sd = model.state_dict()
     names = ["model.embed_tokens.weight"]
     for l in range(config.num_hidden_layers):

@@ -129,6 +129,27 @@ SmallVector<Value> cloneBody(ImplicitLocOpBuilder &b, linalg::GenericOp op,
   return yielded;
 }
 
+/// Computes `op` at loop coordinates `ivs`: loads its operands (`row`, if
+/// given, stands for every read of `rowBuffer`), runs its body, stores its
+/// results.
+void computeAt(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+               ArrayRef<Value> ivs, Value rowBuffer = nullptr,
+               Value row = nullptr) {
+  IRMapping mapping;
+  for (OpOperand &operand : op->getOpOperands()) {
+    BlockArgument arg = op.getMatchingBlockArgument(&operand);
+    if (arg.use_empty())
+      continue;
+    mapping.map(arg, rowBuffer && operand.get() == rowBuffer
+                         ? row
+                         : loadOperand(b, op, operand, ivs));
+  }
+  SmallVector<Value> yielded = cloneBody(b, op, mapping, ivs);
+  for (auto [out, value] : llvm::zip(op.getDpsInitsMutable(), yielded))
+    memref::StoreOp::create(b, value, out.get(),
+                            applyMap(b, op.getMatchingIndexingMap(&out), ivs));
+}
+
 /// The combiner of a one-output reduction: the yielded op that takes the
 /// output's block argument, with a neutral element. Null if there is none.
 Operation *reductionCombiner(linalg::GenericOp op) {
@@ -260,18 +281,7 @@ void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
                                        product(b, sizes));
   auto ifOp = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
   b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-  SmallVector<Value> ivs = delinearize(b, id, sizes);
-  IRMapping mapping;
-  for (OpOperand &operand : op->getOpOperands()) {
-    BlockArgument arg = op.getMatchingBlockArgument(&operand);
-    if (!arg.use_empty())
-      mapping.map(arg, loadOperand(b, op, operand, ivs));
-  }
-  SmallVector<Value> yielded = cloneBody(b, op, mapping, ivs);
-  for (auto [init, value] : llvm::zip(op.getDpsInitsMutable(), yielded))
-    memref::StoreOp::create(
-        b, value, init.get(),
-        applyMap(b, op.getMatchingIndexingMap(&init), ivs));
+  computeAt(b, op, delinearize(b, id, sizes));
 }
 
 void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
@@ -297,28 +307,18 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
       b, *arith::getNeutralElement(combiner));
   unsigned r = reduction.front();
 
-  // The producer at the points this thread reduces next: it reads back
-  // only what it wrote itself.
-  auto strided = [&](linalg::GenericOp generic) {
+  // `generic` at the points of the row this thread reduces.
+  auto strided = [&](linalg::GenericOp generic, Value rowBuffer, Value row) {
     OpBuilder::InsertionGuard guard(b);
     auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads));
     b.setInsertionPointToStart(loop.getBody());
     SmallVector<Value> where = ivs;
     where[r] = loop.getInductionVar();
-    IRMapping mapping;
-    for (OpOperand &operand : generic->getOpOperands()) {
-      BlockArgument arg = generic.getMatchingBlockArgument(&operand);
-      if (!arg.use_empty())
-        mapping.map(arg, loadOperand(b, generic, operand, where));
-    }
-    SmallVector<Value> yielded = cloneBody(b, generic, mapping, where);
-    for (auto [out, value] : llvm::zip(generic.getDpsInitsMutable(), yielded))
-      memref::StoreOp::create(
-          b, value, out.get(),
-          applyMap(b, generic.getMatchingIndexingMap(&out), where));
+    computeAt(b, generic, where, rowBuffer, row);
   };
+  // The producer first: each thread reads back only what it wrote itself.
   if (producer)
-    strided(producer);
+    strided(producer, nullptr, nullptr);
 
   // Each thread folds every kThreads-th point of the reduction loop.
   auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads),
@@ -388,24 +388,7 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   b.setInsertionPointAfter(last);
   gpu::BarrierOp::create(b);
   Value row = memref::LoadOp::create(b, scratch, ValueRange{zero});
-  auto again = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads));
-  b.setInsertionPointToStart(again.getBody());
-  SmallVector<Value> where = ivs;
-  where[r] = again.getInductionVar();
-  IRMapping mapping;
-  for (OpOperand &operand : consumer->getOpOperands()) {
-    BlockArgument arg = consumer.getMatchingBlockArgument(&operand);
-    if (arg.use_empty())
-      continue;
-    mapping.map(arg, operand.get() == init.get()
-                         ? row
-                         : loadOperand(b, consumer, operand, where));
-  }
-  SmallVector<Value> yielded = cloneBody(b, consumer, mapping, where);
-  for (auto [out, value] : llvm::zip(consumer.getDpsInitsMutable(), yielded))
-    memref::StoreOp::create(
-        b, value, out.get(),
-        applyMap(b, consumer.getMatchingIndexingMap(&out), where));
+  strided(consumer, init.get(), row);
 }
 
 void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
