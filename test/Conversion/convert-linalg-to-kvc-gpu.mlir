@@ -55,13 +55,13 @@ func.func @projection(%x: memref<?x?x64xbf16>, %w: memref<16x64xbf16>, %out: mem
 #h1 = affine_map<(b, s, h) -> (h)>
 // CHECK-LABEL: func.func @norms
 // CHECK: %[[ROWS:.+]] = arith.muli
-// CHECK: gpu.launch_func @kvc_model_kernels::@[[NORM:kvc_model_[0-9]+]] blocks in (%[[ROWS]], %c1, %c1) threads in (%c256, %c1, %c1) args(%{{.+}} : memref<?x?x64xf32>, %{{.+}} : memref<?x?xf32>, %{{.+}} : memref<64xf32>, %{{.+}} : memref<?x?x64xf32>, %cst : f32)
+// CHECK: gpu.launch_func @kvc_model_kernels::@[[NORM:kvc_model_[0-9]+]] blocks in (%[[ROWS]], %c1, %c1) threads in (%c1024, %c1, %c1) args(%{{.+}} : memref<?x?x64xf32>, %{{.+}} : memref<?x?xf32>, %{{.+}} : memref<64xf32>, %{{.+}} : memref<?x?x64xf32>, %cst : f32)
 // CHECK: gpu.launch_func @kvc_model_kernels::@[[NORM]] blocks
 // CHECK: %[[N:.+]] = arith.ceildivui %{{.+}}, %c256 : index
 // CHECK: gpu.launch_func @kvc_model_kernels::@[[ADD:kvc_model_[0-9]+]] blocks in (%[[N]], %c1, %c1) threads in (%c256, %c1, %c1)
 // CHECK-NOT: linalg.
 // CHECK: gpu.module @kvc_model_kernels
-// CHECK: gpu.func @[[NORM]]({{.+}}) workgroup(%{{.+}} : memref<8xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK: gpu.func @[[NORM]]({{.+}}) workgroup(%{{.+}} : memref<32xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 1024, 1, 1>}
 // CHECK: scf.for
 // CHECK-COUNT-5: gpu.shuffle xor
 // CHECK: gpu.barrier

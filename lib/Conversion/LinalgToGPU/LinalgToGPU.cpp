@@ -38,6 +38,10 @@ using namespace mlir::kvc;
 namespace {
 
 constexpr int64_t kThreads = 256;
+/// Threads of a row kernel: a row is a few thousand points, and at small
+/// batch there are few rows, so each gets a big block (fewer serial loads
+/// per thread).
+constexpr int64_t kRowThreads = 1024;
 constexpr int64_t kWarpSize = 32;
 /// How far a row kernel's strided loops are unrolled.
 constexpr int64_t kUnroll = 4;
@@ -310,7 +314,7 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   // `generic` at the points of the row this thread reduces.
   auto strided = [&](linalg::GenericOp generic, Value rowBuffer, Value row) {
     OpBuilder::InsertionGuard guard(b);
-    auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads));
+    auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kRowThreads));
     b.setInsertionPointToStart(loop.getBody());
     SmallVector<Value> where = ivs;
     where[r] = loop.getInductionVar();
@@ -320,8 +324,8 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   if (producer)
     strided(producer, nullptr, nullptr);
 
-  // Each thread folds every kThreads-th point of the reduction loop.
-  auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kThreads),
+  // Each thread folds every kRowThreads-th point of the reduction loop.
+  auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kRowThreads),
                                  ValueRange{neutral});
   {
     OpBuilder::InsertionGuard guard(b);
@@ -366,7 +370,7 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
       arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, zero);
   auto last = scf::IfOp::create(b, firstWarp, false);
   b.setInsertionPointToStart(&last.getThenRegion().front());
-  int64_t warps = kThreads / kWarpSize;
+  int64_t warps = kRowThreads / kWarpSize;
   Value slot = arith::MinUIOp::create(b, lane, index(b, warps - 1));
   Value partial = memref::LoadOp::create(b, scratch, ValueRange{slot});
   Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, lane,
@@ -400,7 +404,7 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
   OpBuilder moduleBuilder(context);
   moduleBuilder.setInsertionPointToEnd(kernels().getBody());
   auto scratchType = MemRefType::get(
-      {kThreads / kWarpSize}, Float32Type::get(context), AffineMap(),
+      {kRowThreads / kWarpSize}, Float32Type::get(context), AffineMap(),
       gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup));
   SmallVector<Type> workgroup;
   if (combiner)
@@ -412,7 +416,8 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                 UnitAttr::get(context));
   func.setKnownBlockSizeAttr(
-      DenseI32ArrayAttr::get(context, {int32_t(kThreads), 1, 1}));
+      DenseI32ArrayAttr::get(
+          context, {int32_t(combiner ? kRowThreads : kThreads), 1, 1}));
 
   ImplicitLocOpBuilder b(op.getLoc(), context);
   b.setInsertionPointToStart(&func.getBody().front());
@@ -533,7 +538,8 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
       SymbolRefAttr::get(StringAttr::get(context, kModuleName),
                          {FlatSymbolRefAttr::get(name)}),
       gpu::KernelDim3{grid, one, one},
-      gpu::KernelDim3{index(host, kThreads), one, one},
+      gpu::KernelDim3{index(host, combiner ? kRowThreads : kThreads), one,
+                      one},
       /*dynamicSharedMemorySize=*/Value(), operands,
       /*asyncObject=*/Value());
   for (linalg::GenericOp other : {consumer, producer})
