@@ -38,8 +38,17 @@ def main():
     assert body[-1] == "}"
     model = "\n".join(body[:start] + body[start + 1:-1])
     sig = re.search(r"func.func @model\((.*?)\) -> (tensor<[^>]*>)", model, re.S)
-    types = re.findall(r"(tensor<[^>]*>) \{kvc.weight = \"([^\"]+)\"\}", sig.group(1))
-    assert [n for _, n in types] == ref["weights"], "weight order differs"
+    # Each weight with its checkpoint names: a packed one (q, k, v in one)
+    # lists its parts, which follow each other in weights.bin.
+    args_ = re.findall(r"(tensor<[^>]*>) \{([^}]*kvc.weight[^}]*)\}", sig.group(1))
+    types, expanded = [], []
+    for t, attrs in args_:
+        parts = re.search(r"kvc.parts = \[([^\]]*)\]", attrs)
+        names = re.findall(r"\"([^\"]+)\"", parts.group(1)) if parts else \
+            [re.search(r"kvc.weight = \"([^\"]+)\"", attrs).group(1)]
+        types.append((t, names))
+        expanded += names
+    assert expanded == ref["weights"], "weight order differs"
     vocab = int(re.search(r"x(\d+)xf32>", sig.group(2)).group(1))
     caches = re.findall(r"kvc.attention .* : (tensor<[^>]*>), (tensor<[^>]*>)", model)
     kv = re.match(r"tensor<\?x(\d+)x\?x(\d+)xf32>", caches[0][1])

@@ -1,5 +1,5 @@
 """Writes utils/hf-reference.py's weights.bin (f32, in the order of the
-manifest's weights) as a safetensors file, for kvc-run.
+manifest's weights and of their parts) as a safetensors file, for kvc-run.
 
   python3 utils/weights-to-safetensors.py REF_DIR MANIFEST OUT.safetensors
 """
@@ -13,7 +13,9 @@ def main():
     weights = json.load(open(manifest))["weights"]
     data = open(ref_dir + "/weights.bin", "rb").read()
     header, offset = {}, 0
-    for w in weights:
+    # A packed weight is its parts in the checkpoint (they follow each other
+    # in weights.bin as they do in the packed weight).
+    for w in (part for packed in weights for part in packed.get("parts", [packed])):
         n = 4
         for d in w["shape"]:
             n *= d

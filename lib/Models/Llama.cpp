@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Models/Llama.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -169,6 +170,9 @@ private:
   void line(const Twine &text) { os << "  " << text << "\n"; }
   std::string rmsnorm(Str x, Str w, Str name);
   std::string linear(Str x, int64_t in, Str w, int64_t out, Str name);
+  /// Features [offset, offset + size) of `x` ([b, s, width]).
+  std::string slice(Str x, int64_t width, int64_t offset, int64_t size,
+                    Str name);
   std::string rotary(Str x, int64_t heads, Str name);
   std::string block(Str x, int64_t layer);
 
@@ -240,6 +244,14 @@ std::string ModelWriter::linear(Str x, int64_t in, Str w, int64_t out,
   return n;
 }
 
+std::string ModelWriter::slice(Str x, int64_t width, int64_t offset,
+                               int64_t size, Str name) {
+  line("%" + name + " = tensor.extract_slice " + x + "[0, 0, " +
+       std::to_string(offset) + "] [%b, %s, " + std::to_string(size) +
+       "] [1, 1, 1] : " + t3(width) + " to " + t3(size));
+  return "%" + name;
+}
+
 /// x * cos(p f) + rotate_half(x) * sin(p f), f = theta^(-2j/D), j = d mod
 /// D/2, rotate_half(x) = concat(-x[D/2:], x[:D/2]); in heads-first layout
 /// ([b, heads, s, D], what attention takes). The head dim is split in halves
@@ -289,9 +301,12 @@ std::string ModelWriter::block(Str x, int64_t layer) {
   std::string l = "l" + std::to_string(layer), p = "%" + l + "_";
   int64_t q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
   std::string xn = rmsnorm(x, p + "input_layernorm", l + "_norm");
-  std::string qp = linear(xn, c.hiddenSize, p + "q_proj", q, l + "_q");
-  std::string kp = linear(xn, c.hiddenSize, p + "k_proj", kv, l + "_k");
-  std::string vp = linear(xn, c.hiddenSize, p + "v_proj", kv, l + "_v");
+  // One projection for q, k and v (their weights packed row after row).
+  std::string qkv = linear(xn, c.hiddenSize, p + "qkv_proj", q + 2 * kv,
+                           l + "_qkv");
+  std::string qp = slice(qkv, q + 2 * kv, 0, q, l + "_q");
+  std::string kp = slice(qkv, q + 2 * kv, q, kv, l + "_k");
+  std::string vp = slice(qkv, q + 2 * kv, q + kv, kv, l + "_v");
   auto split = [&](Str v, int64_t heads, Str name) {
     line("%" + name + " = tensor.expand_shape " + v +
          " [[0], [1], [2, 3]] output_shape [%b, %s, " + std::to_string(heads) +
@@ -323,8 +338,10 @@ std::string ModelWriter::block(Str x, int64_t layer) {
   std::string hn = rmsnorm(p + "h", p + "post_attention_layernorm",
                            l + "_mlpnorm");
   int64_t i = c.intermediateSize;
-  std::string gate = linear(hn, c.hiddenSize, p + "gate_proj", i, l + "_gate");
-  std::string up = linear(hn, c.hiddenSize, p + "up_proj", i, l + "_up");
+  std::string gateUp = linear(hn, c.hiddenSize, p + "gate_up_proj", 2 * i,
+                              l + "_gate_up");
+  std::string gate = slice(gateUp, 2 * i, 0, i, l + "_gate");
+  std::string up = slice(gateUp, 2 * i, i, i, l + "_up");
   line(p + "act_e = tensor.empty(%b, %s) : " + t3(i));
   line(p + "act = linalg.generic {indexing_maps = [#r3, #r3, #r3], "
        "iterator_types = [\"parallel\", \"parallel\", \"parallel\"]} ins(" +
@@ -356,21 +373,37 @@ std::string ModelWriter::build() {
     args += ",\n    %" + name + ": " + type + " {kvc.weight = \"" + hfName +
             "\"}";
   };
+  // A weight packed from checkpoint tensors stacked along the rows: named
+  // after them, with their row counts (kvc-run packs them at load).
+  auto packed = [&](Str name, Str hfName,
+                    llvm::ArrayRef<std::pair<std::string, int64_t>> parts) {
+    int64_t rows = 0;
+    std::string names, counts;
+    for (auto [part, n] : parts) {
+      names += (names.empty() ? "\"" : ", \"") + part + "\"";
+      counts += (counts.empty() ? "" : ", ") + std::to_string(n);
+      rows += n;
+    }
+    args += ",\n    %" + name + ": " + w2(rows, h) + " {kvc.part_rows = " +
+            "array<i64: " + counts + ">, kvc.parts = [" + names +
+            "], kvc.weight = \"" + hfName + "\"}";
+  };
   weight("embed", w2(v, h), "model.embed_tokens.weight");
   for (int64_t l = 0; l < c.numLayers; ++l) {
     std::string p = "l" + std::to_string(l) + "_",
                 hf = "model.layers." + std::to_string(l) + ".";
     weight(p + "input_layernorm", "tensor<" + std::to_string(h) + "x" + E + ">",
            hf + "input_layernorm.weight");
-    weight(p + "q_proj", w2(q, h), hf + "self_attn.q_proj.weight");
-    weight(p + "k_proj", w2(kv, h), hf + "self_attn.k_proj.weight");
-    weight(p + "v_proj", w2(kv, h), hf + "self_attn.v_proj.weight");
+    packed(p + "qkv_proj", hf + "self_attn.qkv_proj.weight",
+           {{hf + "self_attn.q_proj.weight", q},
+            {hf + "self_attn.k_proj.weight", kv},
+            {hf + "self_attn.v_proj.weight", kv}});
     weight(p + "o_proj", w2(h, q), hf + "self_attn.o_proj.weight");
     weight(p + "post_attention_layernorm",
            "tensor<" + std::to_string(h) + "x" + E + ">",
            hf + "post_attention_layernorm.weight");
-    weight(p + "gate_proj", w2(i, h), hf + "mlp.gate_proj.weight");
-    weight(p + "up_proj", w2(i, h), hf + "mlp.up_proj.weight");
+    packed(p + "gate_up_proj", hf + "mlp.gate_up_proj.weight",
+           {{hf + "mlp.gate_proj.weight", i}, {hf + "mlp.up_proj.weight", i}});
     weight(p + "down_proj", w2(h, i), hf + "mlp.down_proj.weight");
   }
   weight("norm", "tensor<" + std::to_string(h) + "x" + E + ">",

@@ -200,22 +200,54 @@ bool parseManifest(const std::string &json, Manifest &manifest,
     error = "the manifest has no \"weights\" list";
     return false;
   }
-  for (const Json &w : list->array) {
+  // name, shape and (inherited by parts) dtype of one weight or part.
+  auto readSpec = [&](const Json &w, const std::string &inherited,
+                      WeightSpec &spec) {
     const Json *name = w.get("name"), *dtype = w.get("dtype"),
                *shape = w.get("shape");
-    if (!name || name->kind != Json::String || !dtype ||
-        dtype->kind != Json::String || !shape || shape->kind != Json::Array) {
+    if (!name || name->kind != Json::String ||
+        (inherited.empty() && (!dtype || dtype->kind != Json::String)) ||
+        !shape || shape->kind != Json::Array) {
       error = "manifest weight " + std::to_string(weights.size()) +
               " lacks a name, a dtype or a shape";
       return false;
     }
-    WeightSpec spec{name->string, dtype->string, {}};
+    spec = {name->string, inherited.empty() ? dtype->string : inherited, {},
+            {}};
     for (const Json &d : shape->array) {
       if (d.kind != Json::Number || !d.integral || d.integer < 0) {
         error = "manifest weight '" + spec.name + "' has a bad shape";
         return false;
       }
       spec.shape.push_back(d.integer);
+    }
+    return true;
+  };
+  for (const Json &w : list->array) {
+    WeightSpec spec;
+    if (!readSpec(w, "", spec))
+      return false;
+    if (const Json *parts = w.get("parts")) {
+      int64_t rows = 0;
+      for (const Json &p : parts->array) {
+        WeightSpec part;
+        if (!readSpec(p, spec.dtype, part))
+          return false;
+        if (part.shape.size() != spec.shape.size() ||
+            !std::equal(part.shape.begin() + 1, part.shape.end(),
+                        spec.shape.begin() + 1)) {
+          error = "manifest weight '" + spec.name + "': part '" + part.name +
+                  "' does not stack into it";
+          return false;
+        }
+        rows += part.shape[0];
+        spec.parts.push_back(std::move(part));
+      }
+      if (spec.shape.empty() || rows != spec.shape[0]) {
+        error = "manifest weight '" + spec.name + "': its parts have " +
+                std::to_string(rows) + " rows";
+        return false;
+      }
     }
     weights.push_back(std::move(spec));
   }
@@ -365,7 +397,7 @@ const WeightView *SafeTensors::find(const std::string &name) const {
 
 std::string SafeTensors::check(const std::vector<WeightSpec> &expected) const {
   std::string problems;
-  for (const WeightSpec &spec : expected) {
+  auto checkOne = [&](const WeightSpec &spec) {
     const WeightView *w = find(spec.name);
     if (!w)
       problems += "missing weight '" + spec.name + "' (" + spec.dtype + " " +
@@ -377,6 +409,13 @@ std::string SafeTensors::check(const std::vector<WeightSpec> &expected) const {
       problems += "weight '" + spec.name + "' has shape " +
                   shapeString(w->shape) + ", the model expects " +
                   shapeString(spec.shape) + "\n";
+  };
+  for (const WeightSpec &spec : expected) {
+    // A packed weight is its parts in the checkpoint.
+    if (spec.parts.empty())
+      checkOne(spec);
+    for (const WeightSpec &part : spec.parts)
+      checkOne(part);
   }
   return problems;
 }

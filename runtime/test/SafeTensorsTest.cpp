@@ -117,6 +117,32 @@ TEST_F(SafeTensorsTest, ChecksAgainstAManifest) {
   EXPECT_FALSE(parseManifest("[1, 2", none, error));
 }
 
+TEST_F(SafeTensorsTest, ChecksThePartsOfPackedWeights) {
+  Manifest manifest;
+  std::string error;
+  ASSERT_TRUE(parseManifest(R"({"weights": [
+    {"dtype": "F32", "name": "qkv", "shape": [3, 2], "parts": [
+      {"name": "q", "shape": [2, 2]}, {"name": "k", "shape": [1, 2]}]}]})",
+                            manifest, error))
+      << error;
+  ASSERT_EQ(manifest.weights[0].parts.size(), 2u);
+  EXPECT_EQ(manifest.weights[0].parts[1].dtype, "F32");
+  std::string path = write(
+      "packed.safetensors",
+      R"({"q": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "k": {"dtype": "F32", "shape": [2], "data_offsets": [16, 24]}})",
+      floats({1, 2, 3, 4, 5, 6}));
+  auto st = SafeTensors::open(path, error);
+  ASSERT_TRUE(st) << error;
+  EXPECT_EQ(st->check(manifest.weights),
+            "weight 'k' has shape [2], the model expects [1, 2]\n");
+  Manifest bad;
+  EXPECT_FALSE(parseManifest(R"({"weights": [
+    {"dtype": "F32", "name": "qkv", "shape": [3, 2], "parts": [
+      {"name": "q", "shape": [2, 2]}]}]})",
+                             bad, error));
+  EXPECT_EQ(error, "manifest weight 'qkv': its parts have 2 rows");
+}
+
 TEST_F(SafeTensorsTest, ReadsShardedDirectories) {
   write("model-00001-of-00002.safetensors",
         R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})",

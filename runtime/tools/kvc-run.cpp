@@ -483,8 +483,20 @@ int main(int argc, char **argv) {
 
   std::vector<Word> weightWords;
   for (const WeightSpec &spec : manifest.weights) {
-    const WeightView *view = weights->find(spec.name);
-    pushMemRef(weightWords, backend->upload(view->data, view->bytes, true),
+    if (spec.parts.empty()) {
+      const WeightView *view = weights->find(spec.name);
+      pushMemRef(weightWords, backend->upload(view->data, view->bytes, true),
+                 spec.shape);
+      continue;
+    }
+    // A packed weight: its parts stacked along the rows.
+    std::vector<uint8_t> packed;
+    for (const WeightSpec &part : spec.parts) {
+      const WeightView *view = weights->find(part.name);
+      packed.insert(packed.end(), view->data, view->data + view->bytes);
+    }
+    pushMemRef(weightWords,
+               backend->upload(packed.data(), packed.size(), false),
                spec.shape);
   }
 

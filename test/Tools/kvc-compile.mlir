@@ -33,8 +33,9 @@
 // MODEL-SAME: %{{.+}}: tensor<?x?xi32> {kvc.rows}, %{{.+}}: tensor<?x?xi32> {kvc.positions}
 // MODEL-SAME: tensor<256x64xf32> {kvc.weight = "model.embed_tokens.weight"}
 // MODEL-SAME: tensor<64xf32> {kvc.weight = "model.layers.0.input_layernorm.weight"}
-// MODEL-SAME: tensor<64x64xf32> {kvc.weight = "model.layers.0.self_attn.q_proj.weight"}
-// MODEL-SAME: tensor<16x64xf32> {kvc.weight = "model.layers.0.self_attn.k_proj.weight"}
+// MODEL-SAME: tensor<96x64xf32> {kvc.part_rows = array<i64: 64, 16, 16>, kvc.parts = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight"], kvc.weight = "model.layers.0.self_attn.qkv_proj.weight"}
+// MODEL-SAME: tensor<64x64xf32> {kvc.weight = "model.layers.0.self_attn.o_proj.weight"}
+// MODEL-SAME: tensor<256x64xf32> {kvc.part_rows = array<i64: 128, 128>, kvc.parts = ["model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight"], kvc.weight = "model.layers.0.mlp.gate_up_proj.weight"}
 // MODEL-SAME: tensor<64x128xf32> {kvc.weight = "model.layers.1.mlp.down_proj.weight"}
 // MODEL-SAME: tensor<64xf32> {kvc.weight = "model.norm.weight"}
 // MODEL-SAME: tensor<256x64xf32> {kvc.weight = "lm_head.weight"}) -> tensor<?x?x256xf32>
@@ -57,6 +58,20 @@
 // MANIFEST-NEXT: "shape": [
 // MANIFEST-NEXT: 256,
 // MANIFEST-NEXT: 64
+// MANIFEST: "name": "model.layers.0.self_attn.qkv_proj.weight",
+// MANIFEST-NEXT: "parts": [
+// MANIFEST-NEXT: {
+// MANIFEST-NEXT: "name": "model.layers.0.self_attn.q_proj.weight",
+// MANIFEST-NEXT: "shape": [
+// MANIFEST-NEXT: 64,
+// MANIFEST-NEXT: 64
+// MANIFEST: "name": "model.layers.0.self_attn.v_proj.weight",
+// MANIFEST-NEXT: "shape": [
+// MANIFEST-NEXT: 16,
+// MANIFEST-NEXT: 64
+// MANIFEST: "shape": [
+// MANIFEST-NEXT: 96,
+// MANIFEST-NEXT: 64
 // MANIFEST: "name": "model.layers.1.mlp.down_proj.weight",
 // MANIFEST-NEXT: "shape": [
 // MANIFEST-NEXT: 64,
@@ -66,8 +81,7 @@
 
 // TIED-LABEL: func.func @model(
 // TIED-SAME: %[[EMBED:[^:]+]]: tensor<50x64xf32> {kvc.weight = "model.embed_tokens.weight"}
-// TIED-SAME: tensor<128x64xf32> {kvc.weight = "model.layers.0.self_attn.q_proj.weight"}
-// TIED-SAME: tensor<64x64xf32> {kvc.weight = "model.layers.0.self_attn.k_proj.weight"}
+// TIED-SAME: tensor<256x64xf32> {kvc.part_rows = array<i64: 128, 64, 64>, kvc.parts = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight"], kvc.weight = "model.layers.0.self_attn.qkv_proj.weight"}
 // TIED-SAME: tensor<64x128xf32> {kvc.weight = "model.layers.0.self_attn.o_proj.weight"}
 // TIED-NOT: lm_head
 // TIED: kvc.attention {{.+}} : tensor<?x4x?x32xf32>, tensor<?x2x?x32xf32>

@@ -75,10 +75,25 @@ static llvm::json::Object manifestOf(ModuleOp module) {
       shape.push_back(d);
     std::string dtype;
     llvm::raw_string_ostream(dtype) << type.getElementType();
-    weights.push_back(llvm::json::Object{
-        {"name", name.getValue()},
-        {"dtype", dtype == "f32" ? "F32" : dtype == "bf16" ? "BF16" : "F16"},
-        {"shape", std::move(shape)}});
+    llvm::json::Object entry{{"name", name.getValue()},
+                             {"dtype", dtype == "f32"    ? "F32"
+                                       : dtype == "bf16" ? "BF16"
+                                                         : "F16"},
+                             {"shape", std::move(shape)}};
+    // A weight packed from checkpoint tensors stacked along the rows.
+    auto parts = model.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(),
+                                                   "kvc.parts");
+    auto rows = model.getArgAttrOfType<DenseI64ArrayAttr>(arg.getArgNumber(),
+                                                          "kvc.part_rows");
+    if (parts && rows) {
+      llvm::json::Array list;
+      for (auto [part, n] : llvm::zip(parts, rows.asArrayRef()))
+        list.push_back(llvm::json::Object{
+            {"name", cast<StringAttr>(part).getValue()},
+            {"shape", llvm::json::Array{n, type.getShape().back()}}});
+      entry["parts"] = std::move(list);
+    }
+    weights.push_back(std::move(entry));
   }
   auto logits = cast<RankedTensorType>(model.getResultTypes()[0]);
   return llvm::json::Object{

@@ -27,10 +27,13 @@ struct WeightView {
   size_t bytes = 0;
 };
 
-/// What a compiled model expects of one weight.
+/// What a compiled model expects of one weight. A packed weight (q, k and
+/// v projections in one) lists the checkpoint tensors stacked along its
+/// first dimension, in order; the checkpoint holds those, not it.
 struct WeightSpec {
   std::string name, dtype;
   std::vector<int64_t> shape;
+  std::vector<WeightSpec> parts;
 };
 
 /// The tensors of one safetensors file or of every `*.safetensors` file of a
@@ -50,8 +53,9 @@ public:
   const WeightView *find(const std::string &name) const;
   const std::map<std::string, WeightView> &tensors() const { return tensors_; }
 
-  /// Empty if every expected weight is present with its dtype and shape;
-  /// else one line per problem (missing, wrong dtype, wrong shape).
+  /// Empty if every expected weight (every part of a packed one) is present
+  /// with its dtype and shape; else one line per problem (missing, wrong
+  /// dtype, wrong shape).
   std::string check(const std::vector<WeightSpec> &expected) const;
 
 private:
