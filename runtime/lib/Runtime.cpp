@@ -290,17 +290,9 @@ bool Device::append(Cache &cache, DevicePtr key, DevicePtr value,
   args.index(c.capacity);
   if (rotaryTheta > 0)
     args.f32(-2.0f * std::log(rotaryTheta) / c.headDim);
-  if (!launch(kernel, planAppend(c.batch, c.kvHeads, rows, c.headDim),
-              args.data()))
-    return false;
-  Args lengths;
-  lengths.memref(positions, c.batch);
-  lengths.memref(cache.lengths(), c.batch);
-  lengths.memref(status_, 1);
-  lengths.index(rows);
-  lengths.index(c.batch);
-  return launch(kSetLengthsKernel, {(c.batch + kBlockSize - 1) / kBlockSize, 1, 1},
-                lengths.data());
+  // The kernel also sets each length to position + rows.
+  return launch(kernel, planAppend(c.batch, c.kvHeads, rows, c.headDim),
+                args.data());
 }
 
 bool Device::truncate(Cache &cache, DevicePtr lengths) {

@@ -87,6 +87,14 @@ std::string appendKernel(const KernelKey &key, bool rotary) {
     w.storeRow(outHi, "%keys", w.add(dst, half));
     w.line("}");
   }
+  // The sequence's new length, by the thread that checked the position
+  // against the old one before anyone could change it (others may see
+  // either; the new one passes their check too).
+  w.line("scf.if " + w.cmp("eq", gid, w.index(0)) + " {");
+  w.line("memref.store " +
+         w.let("arith.index_cast " + w.add(pos, "%rows") + " : index to i32") +
+         ", %lengths[" + b + "] : memref<?xi32>");
+  w.line("}");
   w.line("} else {");
   w.line("memref.store " + w.i32(1) + ", %status[" + w.index(0) +
          "] : memref<?xi32>");

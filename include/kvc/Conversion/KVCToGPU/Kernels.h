@@ -38,7 +38,8 @@ int64_t getQueriesPerBlock(int64_t group);
 
 /// `kvc_append_d{D}_{T}(key, value, positions, lengths, keys, values, status,
 ///     rows, capacity)`: grid (ceil(Hkv*rows*D/8 / 128), B); writes the new
-/// rows at their positions; status[0] = 1 if a position is outside
+/// rows at their positions and sets each length to position + rows;
+/// status[0] = 1 (and the length unchanged) if a position is outside
 /// [0, length] or rows past capacity.
 std::string getAppendName(const KernelKey &key);
 /// `kvc_append_rope_d{D}_{T}(... as append ..., exponent)`: the same, with
@@ -46,8 +47,9 @@ std::string getAppendName(const KernelKey &key);
 /// exp(i * exponent), exponent = -2 ln(theta) / D).
 std::string getAppendRotaryName(const KernelKey &key);
 /// `kvc_set_lengths(source, lengths, status, add, batch)`: grid
-/// (ceil(B/128)); length[b] = source[b] + add; with add == 0 (truncate),
-/// status[0] = 2 unless 0 <= source[b] <= length[b].
+/// (ceil(B/128)); length[b] = source[b] + add; with add == 0 (truncate,
+/// what the runtime uses it for), status[0] = 2 unless 0 <= source[b] <=
+/// length[b].
 std::string getSetLengthsName();
 /// `kvc_argmax_{T}(logits, out, vocab)`: grid (rows); out[r] = the index of
 /// the largest of logits[r * vocab, (r + 1) * vocab), the first on a tie
