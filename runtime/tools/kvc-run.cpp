@@ -53,7 +53,8 @@ directory it wrote). PATH is a .safetensors file or a directory of them.
   --max-context N       cache capacity per sequence (default: longest
                         prompt + N new tokens)
   --batch N             sequences the caches hold (default: the prompts);
-                        more prompts than that is an error
+                        more prompts than that is an error, fewer are
+                        filled up with copies of the last one
   --temperature T       0 (default) is greedy; else sample from softmax(l/T)
   --top-k K             sample among the K most likely tokens (0: all)
   --top-p P             ... among the fewest whose probability reaches P
