@@ -8,9 +8,6 @@ namespace kvc::rt {
 
 namespace {
 constexpr size_t kWorkspaceBytes = 32 << 20;
-/// Candidates the heuristic proposes and each shape's first use times.
-constexpr int kCandidates = 8;
-constexpr int kTimedRuns = 5;
 
 cudaDataType dataType(DType type) {
   switch (type) {
@@ -66,61 +63,6 @@ Matmul::~Matmul() {
     cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
-// The heuristic's first choice is often not the fastest for the few-row
-// products of decoding (2048 x 2048 at a third of the copy bandwidth): time
-// the candidates once, on the real buffers, and keep the fastest. Not while
-// a graph is being captured (then the first choice stands; plans are made in
-// the eager steps before).
-cublasLtMatmulAlgo_t Matmul::fastest(const Plan &plan,
-                                     const cublasLtMatmulHeuristicResult_t *candidates,
-                                     int count, uint64_t x, uint64_t w,
-                                     uint64_t out, void *stream) {
-  CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
-  cuStreamIsCapturing(static_cast<CUstream>(stream), &capturing);
-  if (count < 2 || capturing != CU_STREAM_CAPTURE_STATUS_NONE)
-    return candidates[0].algo;
-  CUevent start, stop;
-  if (cuEventCreate(&start, CU_EVENT_DEFAULT) != CUDA_SUCCESS)
-    return candidates[0].algo;
-  if (cuEventCreate(&stop, CU_EVENT_DEFAULT) != CUDA_SUCCESS) {
-    cuEventDestroy(start);
-    return candidates[0].algo;
-  }
-  float one = 1.0f, zero = 0.0f, best = -1;
-  int chosen = 0;
-  auto launch = [&](const cublasLtMatmulAlgo_t &algo) {
-    return cublasLtMatmul(
-        static_cast<cublasLtHandle_t>(handle_), plan.op, &one,
-        reinterpret_cast<void *>(w), plan.w, reinterpret_cast<void *>(x),
-        plan.x, &zero, reinterpret_cast<void *>(out), plan.out,
-        reinterpret_cast<void *>(out), plan.out, &algo,
-        reinterpret_cast<void *>(workspace_), kWorkspaceBytes,
-        static_cast<cudaStream_t>(stream)) == CUBLAS_STATUS_SUCCESS;
-  };
-  for (int i = 0; i < count; ++i) {
-    if (candidates[i].state != CUBLAS_STATUS_SUCCESS ||
-        candidates[i].workspaceSize > kWorkspaceBytes ||
-        !launch(candidates[i].algo))
-      continue;
-    bool ok = cuEventRecord(start, static_cast<CUstream>(stream)) ==
-              CUDA_SUCCESS;
-    for (int r = 0; ok && r < kTimedRuns; ++r)
-      ok = launch(candidates[i].algo);
-    float ms = 0;
-    ok = ok &&
-         cuEventRecord(stop, static_cast<CUstream>(stream)) == CUDA_SUCCESS &&
-         cuEventSynchronize(stop) == CUDA_SUCCESS &&
-         cuEventElapsedTime(&ms, start, stop) == CUDA_SUCCESS;
-    if (ok && (best < 0 || ms < best)) {
-      best = ms;
-      chosen = i;
-    }
-  }
-  cuEventDestroy(start);
-  cuEventDestroy(stop);
-  return candidates[chosen].algo;
-}
-
 // Row-major out[m, n] = x[m, k] w[n, k]^T is, column-major, out^T[n, m] =
 // w^T[n, k] x^T[k, m] where w^T is w's bytes read as a k x n column-major
 // matrix, transposed: A = w (op T), B = x (op N).
@@ -146,7 +88,7 @@ bool Matmul::run(uint64_t x, uint64_t w, uint64_t out, int64_t m, int64_t n,
         cublasLtMatrixLayoutCreate(&plan->out, dataType(outType), n, m, n) ==
             CUBLAS_STATUS_SUCCESS;
     cublasLtMatmulPreference_t preference = nullptr;
-    cublasLtMatmulHeuristicResult_t heuristics[kCandidates];
+    cublasLtMatmulHeuristicResult_t heuristic;
     int found = 0;
     size_t workspace = kWorkspaceBytes;
     ok = ok &&
@@ -156,8 +98,8 @@ bool Matmul::run(uint64_t x, uint64_t w, uint64_t out, int64_t m, int64_t n,
              sizeof(workspace)) == CUBLAS_STATUS_SUCCESS &&
          cublasLtMatmulAlgoGetHeuristic(
              static_cast<cublasLtHandle_t>(handle_), plan->op, plan->w,
-             plan->x, plan->out, plan->out, preference, kCandidates,
-             heuristics, &found) == CUBLAS_STATUS_SUCCESS &&
+             plan->x, plan->out, plan->out, preference, 1, &heuristic,
+             &found) == CUBLAS_STATUS_SUCCESS &&
          found > 0;
     if (preference)
       cublasLtMatmulPreferenceDestroy(preference);
@@ -168,7 +110,7 @@ bool Matmul::run(uint64_t x, uint64_t w, uint64_t out, int64_t m, int64_t n,
               name(outType);
       return false;
     }
-    plan->algo = fastest(*plan, heuristics, found, x, w, out, stream);
+    plan->algo = heuristic.algo;
     it = plans_.emplace(key, std::move(plan)).first;
   }
   Plan &plan = *it->second;

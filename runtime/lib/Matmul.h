@@ -1,17 +1,15 @@
 //===- Matmul.h - dense projections through cuBLASLt ------------*- C++ -*-===//
 //
 // Private to the runtime: out[m, n] = sum_k x[m, k] w[n, k], row-major, with
-// f32 accumulation. One cuBLASLt plan (descriptors and the fastest of the
-// heuristic's candidates, timed on first use) per shape, so that a step
-// replayed from a CUDA graph makes no cuBLASLt calls but the matmuls.
+// f32 accumulation. One cuBLASLt plan (descriptors and heuristic choice) per
+// shape, made on first use, so that a step replayed from a CUDA graph makes
+// no cuBLASLt calls but the matmuls themselves.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_RT_LIB_MATMUL_H
 #define KVC_RT_LIB_MATMUL_H
 
 #include "kvc/rt/Plan.h"
-
-#include <cublasLt.h>
 
 #include <cstdint>
 #include <map>
@@ -35,9 +33,6 @@ public:
 private:
   Matmul() = default;
   struct Plan;
-  cublasLtMatmulAlgo_t
-  fastest(const Plan &plan, const cublasLtMatmulHeuristicResult_t *candidates,
-          int count, uint64_t x, uint64_t w, uint64_t out, void *stream);
   void *handle_ = nullptr;
   uint64_t workspace_ = 0;
   std::map<std::tuple<int64_t, int64_t, int64_t, DType, DType>,
