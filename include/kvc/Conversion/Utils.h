@@ -20,6 +20,14 @@ Value allocLike(ImplicitLocOpBuilder &b, Value like);
 /// (`bufferization.to_tensor restrict writable`).
 Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type tensorType);
 
+/// The aligned pointer of a memref's data as `!llvm.ptr`: what the kvc
+/// runtime's entry points take for device buffers.
+Value pointerOf(ImplicitLocOpBuilder &b, Value memref);
+/// Calls runtime entry point `name` with `args`, declaring it (private) in
+/// the module of `op` on first use.
+ValueRange callRuntime(ImplicitLocOpBuilder &b, Operation *op, StringRef name,
+                       ValueRange args, TypeRange results = {});
+
 /// Caches cross function boundaries and structured control flow: converts
 /// func signatures, calls, returns and scf ops whose types `typeConverter`
 /// changes, and makes them legal only once converted. Shared by every

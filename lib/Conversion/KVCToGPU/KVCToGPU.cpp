@@ -50,35 +50,12 @@ Type ptrType(MLIRContext *context) {
   return LLVM::LLVMPointerType::get(context);
 }
 
-/// Declares runtime entry point `name` in the module of `op` if needed.
-void declare(Operation *op, StringRef name, FunctionType type) {
-  auto module = op->getParentOfType<ModuleOp>();
-  if (SymbolTable::lookupSymbolIn(module, name))
-    return;
-  OpBuilder builder(module.getBodyRegion());
-  auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
-  func.setPrivate();
-}
-
-/// Calls runtime entry point `name` with `args`.
-ValueRange call(ImplicitLocOpBuilder &b, Operation *op, StringRef name,
-                ValueRange args, TypeRange results = {}) {
-  declare(op, name, b.getFunctionType(args.getTypes(), results));
-  return func::CallOp::create(b, name, results, args).getResults();
-}
-
 Value i64(ImplicitLocOpBuilder &b, Value index) {
   return arith::IndexCastOp::create(b, b.getI64Type(), index);
 }
 
 Value i64(ImplicitLocOpBuilder &b, int64_t value) {
   return arith::ConstantOp::create(b, b.getI64IntegerAttr(value));
-}
-
-/// The device pointer of a memref's data.
-Value pointerOf(ImplicitLocOpBuilder &b, Value memref) {
-  Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
-  return LLVM::IntToPtrOp::create(b, ptrType(b.getContext()), i64(b, index));
 }
 
 /// The device pointer of a tensor's buffer.
@@ -132,8 +109,8 @@ struct CacheAllocLowering : RuntimePattern<CacheAllocOp> {
                          : i64(b, size));
     args.push_back(arith::ConstantOp::create(
         b, b.getI32IntegerAttr(static_cast<int>(*element))));
-    rewriter.replaceOp(op, call(b, op, rt::kCacheNew, args,
-                                {ptrType(op.getContext())}));
+    rewriter.replaceOp(op, callRuntime(b, op, rt::kCacheNew, args,
+                                       {ptrType(op.getContext())}));
     return success();
   }
 };
@@ -144,7 +121,7 @@ struct CacheDeallocLowering : RuntimePattern<CacheDeallocOp> {
   matchAndRewrite(CacheDeallocOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    call(b, op, rt::kCacheFree, {adaptor.getCache()});
+    callRuntime(b, op, rt::kCacheFree, {adaptor.getCache()});
     rewriter.eraseOp(op);
     return success();
   }
@@ -167,11 +144,11 @@ struct CacheAppendLowering : RuntimePattern<CacheAppendOp> {
                               << ": it must be a multiple of 16";
     Value rotary = arith::ConstantOp::create(
         b, b.getF32FloatAttr(theta ? theta.getValueAsDouble() : 0.0));
-    call(b, op, rt::kAppend,
-         {adaptor.getCache(), pointerOfTensor(b, adaptor.getKey()),
-          pointerOfTensor(b, adaptor.getValue()),
-          pointerOfTensor(b, adaptor.getPositions()),
-          dimAsI64(b, adaptor.getKey(), 2), rotary});
+    callRuntime(b, op, rt::kAppend,
+                {adaptor.getCache(), pointerOfTensor(b, adaptor.getKey()),
+                 pointerOfTensor(b, adaptor.getValue()),
+                 pointerOfTensor(b, adaptor.getPositions()),
+                 dimAsI64(b, adaptor.getKey(), 2), rotary});
     rewriter.eraseOp(op);
     return success();
   }
@@ -183,8 +160,8 @@ struct CacheTruncateLowering : RuntimePattern<CacheTruncateOp> {
   matchAndRewrite(CacheTruncateOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    call(b, op, rt::kTruncate,
-         {adaptor.getCache(), pointerOfTensor(b, adaptor.getLengths())});
+    callRuntime(b, op, rt::kTruncate,
+                {adaptor.getCache(), pointerOfTensor(b, adaptor.getLengths())});
     rewriter.eraseOp(op);
     return success();
   }
@@ -199,13 +176,14 @@ struct CacheLengthLowering : RuntimePattern<CacheLengthOp> {
     RankedTensorType type = op.getType();
     SmallVector<Value> sizes;
     if (type.isDynamicDim(0)) {
-      Value batch = call(b, op, rt::kCacheBatch, {adaptor.getCache()},
-                         {b.getI64Type()})[0];
+      Value batch = callRuntime(b, op, rt::kCacheBatch, {adaptor.getCache()},
+                                {b.getI64Type()})[0];
       sizes.push_back(arith::IndexCastOp::create(b, b.getIndexType(), batch));
     }
     Value buffer = memref::AllocOp::create(
         b, MemRefType::get(type.getShape(), type.getElementType()), sizes);
-    call(b, op, rt::kLengths, {adaptor.getCache(), pointerOf(b, buffer)});
+    callRuntime(b, op, rt::kLengths,
+                {adaptor.getCache(), pointerOf(b, buffer)});
     rewriter.replaceOp(op, toTensor(b, buffer, type));
     return success();
   }
@@ -227,10 +205,11 @@ struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
     Value out = pointerOf(b, buffer);
     Value scale = arith::ConstantOp::create(
         b, b.getF32FloatAttr(op.getScaleOrDefault()));
-    call(b, op, rt::kDecodeAttention,
-         {adaptor.getCache(), pointerOfTensor(b, adaptor.getQuery()),
-          i64(b, query.getDimSize(1)), dimAsI64(b, adaptor.getQuery(), 2),
-          pointerOfTensor(b, adaptor.getPositions()), out, scale});
+    callRuntime(b, op, rt::kDecodeAttention,
+                {adaptor.getCache(), pointerOfTensor(b, adaptor.getQuery()),
+                 i64(b, query.getDimSize(1)),
+                 dimAsI64(b, adaptor.getQuery(), 2),
+                 pointerOfTensor(b, adaptor.getPositions()), out, scale});
     rewriter.replaceOp(op, toTensor(b, buffer, query));
     return success();
   }
@@ -252,14 +231,16 @@ struct AttentionLowering : RuntimePattern<AttentionOp> {
     Value scale = arith::ConstantOp::create(
         b, b.getF32FloatAttr(op.getScaleOrDefault()));
     int type = static_cast<int>(*elementTypeOf(query.getElementType()));
-    call(b, op, rt::kPrefillAttention,
-         {pointerOfTensor(b, adaptor.getQuery()),
-          pointerOfTensor(b, adaptor.getKey()),
-          pointerOfTensor(b, adaptor.getValue()), out,
-          dimAsI64(b, adaptor.getQuery(), 0), i64(b, query.getDimSize(1)),
-          i64(b, key.getDimSize(1)), dimAsI64(b, adaptor.getQuery(), 2),
-          i64(b, query.getDimSize(3)),
-          arith::ConstantOp::create(b, b.getI32IntegerAttr(type)), scale});
+    callRuntime(b, op, rt::kPrefillAttention,
+                {pointerOfTensor(b, adaptor.getQuery()),
+                 pointerOfTensor(b, adaptor.getKey()),
+                 pointerOfTensor(b, adaptor.getValue()), out,
+                 dimAsI64(b, adaptor.getQuery(), 0),
+                 i64(b, query.getDimSize(1)), i64(b, key.getDimSize(1)),
+                 dimAsI64(b, adaptor.getQuery(), 2),
+                 i64(b, query.getDimSize(3)),
+                 arith::ConstantOp::create(b, b.getI32IntegerAttr(type)),
+                 scale});
     rewriter.replaceOp(op, toTensor(b, buffer, query));
     return success();
   }

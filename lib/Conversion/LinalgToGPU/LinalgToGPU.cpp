@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Conversion/Utils.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -259,7 +260,7 @@ private:
 
   ModuleOp module;
   gpu::GPUModuleOp module_;
-  llvm::StringMap<StringAttr> byText;
+  llvm::StringMap<StringAttr> byKey;
 };
 
 gpu::GPUModuleOp KernelLibrary::kernels() {
@@ -509,10 +510,10 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
   if (start)
     key += "start";
   MLIRContext *context = op.getContext();
-  StringAttr &name = byText[key];
+  StringAttr &name = byKey[key];
   if (!name) {
     name = StringAttr::get(context,
-                           "kvc_model_" + std::to_string(byText.size() - 1));
+                           "kvc_model_" + std::to_string(byKey.size() - 1));
     build(op, consumer, producer, combiner, static_cast<bool>(start), operands,
           constants, name);
   }
@@ -631,7 +632,8 @@ std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
 
   // yield addf(acc, mulf(widen(a), widen(b))).
   Block *body = op.getBody();
-  auto add = body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  auto add =
+      body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
   if (!add)
     return std::nullopt;
   Value acc = body->getArgument(2), product;
@@ -704,11 +706,6 @@ void lowerMatmul(linalg::GenericOp op, Matmul m) {
     if (m.round)
       m.out = rounded;
   }
-  auto pointer = [&](Value memref) -> Value {
-    Value idx = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
-    return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
-                                    i64(b, idx));
-  };
   auto outType = cast<MemRefType>(m.out.getType());
   SmallVector<Value> rows;
   for (int64_t d = 0; d + 1 < outType.getRank(); ++d)
@@ -717,19 +714,13 @@ void lowerMatmul(linalg::GenericOp op, Matmul m) {
   Value n = memref::DimOp::create(b, m.out, outType.getRank() - 1);
   Type in = cast<MemRefType>(m.x.getType()).getElementType();
   SmallVector<Value> args = {
-      pointer(m.x), pointer(m.w), pointer(m.out), i64(b, product(b, rows)),
+      pointerOf(b, m.x), pointerOf(b, m.w), pointerOf(b, m.out),
+      i64(b, product(b, rows)),
       i64(b, n), i64(b, k),
       arith::ConstantOp::create(b, b.getI32IntegerAttr(typeCode(in))),
       arith::ConstantOp::create(
           b, b.getI32IntegerAttr(typeCode(outType.getElementType())))};
-  auto module = op->getParentOfType<ModuleOp>();
-  auto fnType = b.getFunctionType(ValueRange(args).getTypes(), {});
-  if (!module.lookupSymbol(rt::kMatmul)) {
-    OpBuilder mb(module.getBodyRegion());
-    func::FuncOp::create(mb, module.getLoc(), rt::kMatmul, fnType)
-        .setPrivate();
-  }
-  func::CallOp::create(b, rt::kMatmul, TypeRange{}, args);
+  callRuntime(b, op, rt::kMatmul, args);
   m.fill.erase();
   if (m.round)
     m.round.erase();

@@ -1,13 +1,16 @@
 //===- Utils.cpp - shared by the kvc lowerings -----------------------------===//
 #include "kvc/Conversion/Utils.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
 #include "mlir/Dialect/SCF/Transforms/Patterns.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 using namespace mlir;
@@ -27,6 +30,26 @@ void mlir::kvc::populateCacheBoundaryConversions(TypeConverter &typeConverter,
   });
   target.addDynamicallyLegalOp<func::CallOp, func::ReturnOp>(
       [&](Operation *op) { return typeConverter.isLegal(op); });
+}
+
+Value mlir::kvc::pointerOf(ImplicitLocOpBuilder &b, Value memref) {
+  Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value address = arith::IndexCastOp::create(b, b.getI64Type(), index);
+  return LLVM::IntToPtrOp::create(b, LLVM::LLVMPointerType::get(b.getContext()),
+                                  address);
+}
+
+ValueRange mlir::kvc::callRuntime(ImplicitLocOpBuilder &b, Operation *op,
+                                  StringRef name, ValueRange args,
+                                  TypeRange results) {
+  auto module = op->getParentOfType<ModuleOp>();
+  if (!SymbolTable::lookupSymbolIn(module, name)) {
+    OpBuilder builder(module.getBodyRegion());
+    func::FuncOp::create(builder, module.getLoc(), name,
+                         b.getFunctionType(args.getTypes(), results))
+        .setPrivate();
+  }
+  return func::CallOp::create(b, name, results, args).getResults();
 }
 
 Value mlir::kvc::toBuffer(ImplicitLocOpBuilder &b, Value tensor) {
