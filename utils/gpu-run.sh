@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [matmul] [model] [modelbench]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [matmul] [model] [modelbench] [profile]
 # The lit step needs LLVM's lit carried in .lit: on the development machine,
 #   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
 #   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
@@ -79,6 +79,19 @@ CFG
     modelbench)
       python3 bench/model/decode.py build/artifacts/tinyllama-cuda-bf16 --kvc-run $run \
         2>&1 | tee "$out/model-bench.log" ;;
+    profile)
+      # Per-kernel durations (ncu, clocks and caches untouched) of prefill
+      # and two eager decode steps of TinyLlama at batch 1, prompt 512;
+      # utils/kernel-profile.py sums them by kernel.
+      python3 bench/model/save-random.py bench/model/tinyllama.json /tmp/kvc-prof
+      python3 -c "import random; random.seed(0); print(' '.join(str(random.randrange(32000)) for _ in range(512)))" > /tmp/kvc-prompt.txt
+      $run build/artifacts/tinyllama-cuda-bf16 --weights /tmp/kvc-prof \
+        --prompts /tmp/kvc-prompt.txt --max-new-tokens 128 --quiet | tee "$out/profile-run.txt"
+      /usr/local/cuda/bin/ncu --clock-control none --cache-control none \
+        --metrics gpu__time_duration.sum --csv --log-file "$out/profile.csv" \
+        $run build/artifacts/tinyllama-cuda-bf16 --weights /tmp/kvc-prof \
+        --prompts /tmp/kvc-prompt.txt --max-new-tokens 3 --no-graph --quiet > /dev/null
+      python3 utils/kernel-profile.py "$out/profile.csv" | tee "$out/profile.txt" ;;
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
       /usr/local/cuda/bin/cuobjdump -sass -fun kvc_decode_split_d128_g4_bf16 $kernels \

@@ -109,17 +109,12 @@ bool Device::launchCompiled(void *function, const int64_t grid[3],
                             void **params) {
   if (!grid[0] || !grid[1] || !grid[2])
     return true;
-  CUresult status = cuLaunchKernel(
-      static_cast<CUfunction>(function), static_cast<unsigned>(grid[0]),
-      static_cast<unsigned>(grid[1]), static_cast<unsigned>(grid[2]),
-      static_cast<unsigned>(block[0]), static_cast<unsigned>(block[1]),
-      static_cast<unsigned>(block[2]), sharedBytes,
-      static_cast<CUstream>(stream_), params, nullptr);
+  int status = launchKernel(function, grid, block, sharedBytes, params);
   if (status == CUDA_SUCCESS)
     return true;
   const char *name = "a compiled kernel";
   cuFuncGetName(&name, static_cast<CUfunction>(function));
-  return check(status, "cuLaunchKernel", name);
+  return check(status, "cuLaunchKernelEx", name);
 }
 
 bool Device::beginCapture() {

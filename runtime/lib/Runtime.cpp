@@ -5,6 +5,7 @@
 #include <cuda.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -104,6 +105,8 @@ std::unique_ptr<Device> Device::open(int ordinal, const void *cubin,
         !d.check(cuMemsetD32(status, 0, 1), "cuMemsetD32", ""))
       return false;
     d.status_ = status;
+    const char *programmatic = std::getenv("KVC_PROGRAMMATIC_LAUNCH");
+    d.programmatic_ = !programmatic || std::strcmp(programmatic, "0") != 0;
     return true;
   };
   (void)size;
@@ -191,13 +194,32 @@ bool Device::launch(const std::string &kernel, Grid grid, void **args) {
     return false;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0)
     return true;
-  KVC_CHECK(cuLaunchKernel(static_cast<CUfunction>(function),
-                           static_cast<unsigned>(grid.x),
-                           static_cast<unsigned>(grid.y),
-                           static_cast<unsigned>(grid.z), kBlockSize, 1, 1, 0,
-                           static_cast<CUstream>(stream_), args, nullptr),
-            kernel);
+  const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {kBlockSize, 1, 1};
+  KVC_CHECK(launchKernel(function, grid3, block, 0, args), kernel);
   return true;
+}
+
+int Device::launchKernel(void *function, const int64_t grid[3],
+                         const int64_t block[3], int32_t sharedBytes,
+                         void **params) {
+  CUlaunchConfig config = {};
+  config.gridDimX = static_cast<unsigned>(grid[0]);
+  config.gridDimY = static_cast<unsigned>(grid[1]);
+  config.gridDimZ = static_cast<unsigned>(grid[2]);
+  config.blockDimX = static_cast<unsigned>(block[0]);
+  config.blockDimY = static_cast<unsigned>(block[1]);
+  config.blockDimZ = static_cast<unsigned>(block[2]);
+  config.sharedMemBytes = static_cast<unsigned>(sharedBytes);
+  config.hStream = static_cast<CUstream>(stream_);
+  CUlaunchAttribute attribute = {};
+  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attribute.value.programmaticStreamSerializationAllowed = 1;
+  if (programmatic_) {
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  return cuLaunchKernelEx(&config, static_cast<CUfunction>(function), params,
+                          nullptr);
 }
 
 std::unique_ptr<Cache> Device::createCache(const CacheLayout &layout) {

@@ -93,6 +93,8 @@ func.func @lengths(%c: !kvc.cache<?x2x16x64xf16>) -> tensor<?xi32> {
 // CHECK-DAG: %[[TYPE:.+]] = arith.constant 1 : i32
 // CHECK: call @kvc_rt_op_prefill_attention(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[HQ]], %[[HKV]], %{{.+}}, %[[D]], %[[TYPE]], %{{.+}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, i64, i32, f32) -> ()
 // CHECK: gpu.func @kvc_prefill_d64_g4_bf16(
+// CHECK-NEXT: nvvm.griddepcontrol wait
+// CHECK-NEXT: nvvm.griddepcontrol launch_dependents
 func.func @prefill(%q: tensor<?x8x?x64xbf16>, %k: tensor<?x2x?x64xbf16>) -> tensor<?x8x?x64xbf16> {
   %o = kvc.attention %q, %k, %k {causal} : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>
   return %o : tensor<?x8x?x64xbf16>

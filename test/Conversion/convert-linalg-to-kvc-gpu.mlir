@@ -62,6 +62,9 @@ func.func @projection(%x: memref<?x?x64xbf16>, %w: memref<16x64xbf16>, %out: mem
 // CHECK-NOT: linalg.
 // CHECK: gpu.module @kvc_model_kernels
 // CHECK: gpu.func @[[NORM]]({{.+}}) workgroup(%{{.+}} : memref<32xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 1024, 1, 1>}
+// CHECK-NOT: memref.dim
+// CHECK: nvvm.griddepcontrol wait
+// CHECK-NEXT: nvvm.griddepcontrol launch_dependents
 // CHECK: scf.for
 // CHECK-COUNT-5: gpu.shuffle xor
 // CHECK: gpu.barrier
@@ -70,6 +73,8 @@ func.func @projection(%x: memref<?x?x64xbf16>, %w: memref<16x64xbf16>, %out: mem
 // CHECK: scf.for
 // CHECK: math.rsqrt
 // CHECK: gpu.func @[[ADD]](
+// CHECK-NOT: memref.dim
+// CHECK: nvvm.griddepcontrol wait
 // CHECK-NOT: gpu.func
 // BIN: gpu.binary @kvc_model_kernels
 func.func @norms(%x: memref<?x?x64xf32>, %w: memref<64xf32>, %y: memref<?x?x64xf32>, %z: memref<?x?x64xf32>, %sum: memref<?x?x64xf32>) {

@@ -92,6 +92,7 @@ def ConvertKVCToGPUPass : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
                            "::mlir::gpu::GPUDialect",
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 
@@ -128,6 +129,7 @@ def ConvertLinalgToKVCGPUPass : Pass<"convert-linalg-to-kvc-gpu", "ModuleOp"> {
                            "::mlir::gpu::GPUDialect",
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
                            "::mlir::scf::SCFDialect"];
 }
 

@@ -7,6 +7,9 @@
 
 namespace mlir {
 class ConversionTarget;
+namespace gpu {
+class GPUFuncOp;
+} // namespace gpu
 class RewritePatternSet;
 class TypeConverter;
 
@@ -27,6 +30,14 @@ Value pointerOf(ImplicitLocOpBuilder &b, Value memref);
 /// the module of `op` on first use.
 ValueRange callRuntime(ImplicitLocOpBuilder &b, Operation *op, StringRef name,
                        ValueRange args, TypeRange results = {});
+
+/// Starts kernel `func` with `nvvm.griddepcontrol wait` (nothing of the
+/// kernels launched before it is read before they finish) and
+/// `launch_dependents` (the kernel after it may be scheduled now). The kvc
+/// runtime launches every kvc kernel as a programmatic dependent launch, so
+/// a kernel's launch and set-up overlap the tail of the one before; a
+/// kernel without this prologue would race with its predecessor.
+void addGridDependencyPrologue(gpu::GPUFuncOp func);
 
 /// Caches cross function boundaries and structured control flow: converts
 /// func signatures, calls, returns and scf ops whose types `typeConverter`

@@ -9,7 +9,10 @@
 //===----------------------------------------------------------------------===//
 #include "KernelWriter.h"
 
+#include "kvc/Conversion/Utils.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/ADT/Twine.h"
@@ -75,7 +78,7 @@ std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
 LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
                                          ArrayRef<KernelKey> keys) {
   MLIRContext *context = module.getContext();
-  context->loadDialect<::mlir::gpu::GPUDialect>();
+  context->loadDialect<::mlir::gpu::GPUDialect, ::mlir::NVVM::NVVMDialect>();
   OpBuilder builder(context);
   auto kernels = dyn_cast_or_null<::mlir::gpu::GPUModuleOp>(
       SymbolTable::lookupSymbolIn(module, "kvc_kernels"));
@@ -120,6 +123,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
   if (!parsed)
     return module.emitError("kvc: a generated GPU kernel does not parse");
   auto fresh = *parsed->getOps<::mlir::gpu::GPUModuleOp>().begin();
+  for (auto func : fresh.getOps<::mlir::gpu::GPUFuncOp>())
+    addGridDependencyPrologue(func);
   for (Operation &op : llvm::make_early_inc_range(fresh.getBody()->getOperations()))
     op.moveBefore(kernels.getBody(), kernels.getBody()->end());
   return success();

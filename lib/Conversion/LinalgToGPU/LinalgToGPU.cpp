@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -420,8 +421,9 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
       DenseI32ArrayAttr::get(
           context, {int32_t(combiner ? kRowThreads : kThreads), 1, 1}));
 
+  addGridDependencyPrologue(func);
   ImplicitLocOpBuilder b(op.getLoc(), context);
-  b.setInsertionPointToStart(&func.getBody().front());
+  b.setInsertionPointToEnd(&func.getBody().front());
   IRMapping mapping;
   for (auto [v, arg] : llvm::zip(operands, func.getArguments()))
     mapping.map(v, arg);

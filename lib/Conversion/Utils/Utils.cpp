@@ -3,7 +3,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -14,6 +16,14 @@
 #include "mlir/Transforms/DialectConversion.h"
 
 using namespace mlir;
+
+void mlir::kvc::addGridDependencyPrologue(gpu::GPUFuncOp func) {
+  OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+  NVVM::GriddepcontrolOp::create(b, func.getLoc(),
+                                 NVVM::GridDepActionKind::wait);
+  NVVM::GriddepcontrolOp::create(b, func.getLoc(),
+                                 NVVM::GridDepActionKind::launch_dependents);
+}
 
 void mlir::kvc::populateCacheBoundaryConversions(TypeConverter &typeConverter,
                                                  RewritePatternSet &patterns,

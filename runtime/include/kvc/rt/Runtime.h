@@ -146,6 +146,11 @@ private:
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
   bool launch(const std::string &kernel, Grid grid, void **args);
+  /// Launches a kvc kernel: as a programmatic dependent launch (it starts
+  /// with griddepcontrol.wait, see kvc/Conversion/Utils.h), unless the
+  /// environment sets KVC_PROGRAMMATIC_LAUNCH=0.
+  int launchKernel(void *function, const int64_t grid[3],
+                   const int64_t block[3], int32_t sharedBytes, void **params);
   /// Blocks of `kernel` one multiprocessor runs at once.
   bool residentBlocks(const std::string &kernel, int64_t *blocks);
   bool ensureWorkspace(int64_t bytes);
@@ -163,6 +168,7 @@ private:
   std::map<int64_t, std::vector<DevicePtr>> freeBlocks_;
   std::map<DevicePtr, int64_t> liveBlocks_;
   int device_ = 0, multiprocessors_ = 0;
+  bool programmatic_ = true;
   DevicePtr status_ = 0, workspace_ = 0;
   int64_t workspaceBytes_ = 0;
   std::map<std::string, void *> functions_;
