@@ -80,6 +80,13 @@ std::string checkShapes(int64_t headDim, int64_t group) {
   return "";
 }
 
+std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
+                       DType outType) {
+  if (type == DType::F32 || m != 1 || k % 8)
+    return "";
+  return std::string("kvc_gemv_") + name(type) + "_" + name(outType);
+}
+
 std::string argmaxKernel(DType type) {
   return std::string("kvc_argmax_") + name(type);
 }

@@ -436,6 +436,35 @@ bool Device::prefillAttentionF32(DevicePtr query, DevicePtr key,
   return ok;
 }
 
+bool Device::hasKernel(const std::string &name) {
+  if (functions_.count(name))
+    return true;
+  CUfunction function;
+  if (cuModuleGetFunction(&function, static_cast<CUmodule>(module_),
+                          name.c_str()) != CUDA_SUCCESS)
+    return false;
+  functions_[name] = function;
+  return true;
+}
+
+bool Device::gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
+                  int64_t n, int64_t k, DType type, DType outType,
+                  bool *done) {
+  std::string kernel = gemvKernel(m, n, k, type, outType);
+  *done = !kernel.empty() && (x | w) % 16 == 0 && hasKernel(kernel);
+  if (!*done)
+    return true;
+  Args args;
+  args.memref(x, k);
+  args.memref(w, n * k);
+  args.memref(out, n);
+  args.index(n);
+  args.index(k);
+  // A row of w per warp.
+  return launch(kernel, {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
+                args.data());
+}
+
 bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,
                     DevicePtr out) {
   if (type == DType::F16)

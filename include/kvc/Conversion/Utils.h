@@ -36,7 +36,9 @@ ValueRange callRuntime(ImplicitLocOpBuilder &b, Operation *op, StringRef name,
 /// `launch_dependents` (the kernel after it may be scheduled now). The kvc
 /// runtime launches every kvc kernel as a programmatic dependent launch, so
 /// a kernel's launch and set-up overlap the tail of the one before; a
-/// kernel without this prologue would race with its predecessor.
+/// kernel without this prologue would race with its predecessor. A kernel
+/// that already has the two ops in its entry block (kvc_gemv: its first
+/// loads of weights come before the wait) is left as it is.
 void addGridDependencyPrologue(gpu::GPUFuncOp func);
 
 /// Caches cross function boundaries and structured control flow: converts

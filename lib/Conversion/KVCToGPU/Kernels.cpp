@@ -53,6 +53,11 @@ std::string mlir::kvc::kernels::getAppendRotaryName(const KernelKey &key) {
 
 std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
+std::string mlir::kvc::kernels::getGemvName(const GemvKey &key) {
+  return ("kvc_gemv_" + getName(key.inputType) + "_" + getName(key.outputType))
+      .str();
+}
+
 std::string mlir::kvc::kernels::getArgmaxName(ElementType type) {
   return ("kvc_argmax_" + getName(type)).str();
 }
@@ -76,7 +81,8 @@ std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
 }
 
 LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
-                                         ArrayRef<KernelKey> keys) {
+                                         ArrayRef<KernelKey> keys,
+                                         ArrayRef<GemvKey> gemvs) {
   MLIRContext *context = module.getContext();
   context->loadDialect<::mlir::gpu::GPUDialect, ::mlir::NVVM::NVVMDialect>();
   OpBuilder builder(context);
@@ -115,6 +121,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
     if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
   }
+  for (const GemvKey &key : gemvs)
+    want(getGemvName(key), [&] { return gemvKernel(key); });
   if (text.empty())
     return success();
   std::string source = "gpu.module @kvc_kernels_new {\n" + text + "}\n";

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+#include "kvc/Conversion/KVCToGPU/Kernels.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Conversion/Utils.h"
 
@@ -690,7 +691,8 @@ std::optional<Matmul> matchMatmul(linalg::GenericOp op) {
 
 int32_t typeCode(Type t) { return t.isF16() ? 0 : t.isBF16() ? 1 : 2; }
 
-void lowerMatmul(linalg::GenericOp op, Matmul m) {
+/// Returns the element type the call writes.
+Type lowerMatmul(linalg::GenericOp op, Matmul m) {
   ImplicitLocOpBuilder b(op.getLoc(), op);
   if (m.round) {
     // The rounded buffer is written where the sum was; it must exist here.
@@ -727,6 +729,7 @@ void lowerMatmul(linalg::GenericOp op, Matmul m) {
   if (m.round)
     m.round.erase();
   op.erase();
+  return outType.getElementType();
 }
 
 /// The all-parallel op right after reduction `op` (allocations aside) that
@@ -797,8 +800,22 @@ struct ConvertLinalgToKVCGPUPass
           matmuls.push_back({op, *m});
       });
     });
-    for (auto &[op, m] : matmuls)
-      lowerMatmul(op, m);
+    // The runtime runs batch-1 projections of f16/bf16 with kvc's own kernel
+    // where cuBLASLt is slow; the kernel library gets one per type pair.
+    SmallVector<kernels::GemvKey> gemvs;
+    for (auto &[op, m] : matmuls) {
+      Type in = cast<MemRefType>(m.x.getType()).getElementType();
+      Type out = lowerMatmul(op, m);
+      kernels::GemvKey key{static_cast<kernels::ElementType>(typeCode(in)),
+                           static_cast<kernels::ElementType>(typeCode(out))};
+      if (!in.isF32() && llvm::none_of(gemvs, [&](kernels::GemvKey k) {
+            return k.inputType == key.inputType &&
+                   k.outputType == key.outputType;
+          }))
+        gemvs.push_back(key);
+    }
+    if (!gemvs.empty() && failed(kernels::addKernels(module, {}, gemvs)))
+      return signalPassFailure();
 
     // A reduction's output filled right before starts from the fill's value
     // in the kernel: one launch less.

@@ -18,6 +18,10 @@
 using namespace mlir;
 
 void mlir::kvc::addGridDependencyPrologue(gpu::GPUFuncOp func) {
+  // A kernel that places its own wait (after loads that depend on nothing
+  // before it) keeps it.
+  if (!func.getOps<NVVM::GriddepcontrolOp>().empty())
+    return;
   OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
   NVVM::GriddepcontrolOp::create(b, func.getLoc(),
                                  NVVM::GridDepActionKind::wait);

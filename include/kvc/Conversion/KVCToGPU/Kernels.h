@@ -32,6 +32,12 @@ struct KernelKey {
   ElementType elementType;
 };
 
+/// One specialization of the one-row projection kernel.
+struct GemvKey {
+  ElementType inputType;    // of x and w: f16 or bf16
+  ElementType outputType;   // of out: f32 or the input type
+};
+
 /// Query rows one decode block handles for a group size: all heads of the
 /// group up to 8 (they share every key and value load).
 int64_t getQueriesPerBlock(int64_t group);
@@ -74,10 +80,16 @@ std::string getDecodeCombineName(const KernelKey &key);
 /// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16).
 std::string getPrefillName(const KernelKey &key);
 
+/// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k
+/// x[k] w[n, k] (k a multiple of 8) in f32, stored as O: a batch-1
+/// projection reading w once (the runtime picks it where cuBLASLt is slow).
+std::string getGemvName(const GemvKey &key);
+
 /// Appends the kernels of `keys` (every kernel a decode through that key
-/// needs) to a `gpu.module @kvc_kernels` in `module`, creating it if needed
-/// and skipping kernels already there.
-LogicalResult addKernels(ModuleOp module, llvm::ArrayRef<KernelKey> keys);
+/// needs) and the projection kernels `gemvs` to a `gpu.module @kvc_kernels`
+/// in `module`, creating it if needed and skipping kernels already there.
+LogicalResult addKernels(ModuleOp module, llvm::ArrayRef<KernelKey> keys,
+                         llvm::ArrayRef<GemvKey> gemvs = {});
 
 } // namespace mlir::kvc::kernels
 

@@ -65,6 +65,12 @@ std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);
+/// kvc's one-row projection kernel (kvc_gemv_{T}_{O}) for one row of
+/// f16/bf16 with k a multiple of 8: it starts reading w before the kernels
+/// ahead of it finish (programmatic dependent launch), which cuBLASLt
+/// cannot; else "".
+std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
+                       DType outType);
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 

@@ -114,8 +114,8 @@ public:
   bool allocate(int64_t bytes, DevicePtr *ptr);
   void deallocate(DevicePtr ptr);
   /// `out[m, n] = sum_k x[m, k] w[n, k]`, row-major (w as Hugging Face
-  /// stores projections), f32 accumulation, through cuBLASLt; `out` is of
-  /// `outType` (`type` or f32).
+  /// stores projections), f32 accumulation; `out` is of `outType` (`type`
+  /// or f32). Through cuBLASLt, or kvc_gemv where gemvKernel() says.
   bool matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
               int64_t k, DType type, DType outType);
   /// `out[r]` = the index of the largest of the `vocab` logits of row r (the
@@ -156,6 +156,12 @@ private:
   bool ensureWorkspace(int64_t bytes);
   bool checkCache(const Cache &cache);
 
+  /// `kernel` is in the library (no error if not).
+  bool hasKernel(const std::string &kernel);
+  /// A batch-1 projection through kvc's kernel; `done` is false (and
+  /// nothing launched) where it does not apply.
+  bool gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
+            int64_t k, DType type, DType outType, bool *done);
   bool prefillAttentionF32(DevicePtr query, DevicePtr key, DevicePtr value,
                            DevicePtr out, int64_t batch, int64_t qHeads,
                            int64_t kvHeads, int64_t seq, int64_t headDim,
