@@ -90,7 +90,8 @@ CFG
       /usr/local/cuda/bin/ncu --clock-control none --cache-control none \
         --metrics gpu__time_duration.sum --csv --log-file "$out/profile.csv" \
         $run build/artifacts/tinyllama-cuda-bf16 --weights /tmp/kvc-prof \
-        --prompts /tmp/kvc-prompt.txt --max-new-tokens 3 --no-graph --quiet > /dev/null
+        --prompts /tmp/kvc-prompt.txt --max-new-tokens 3 --max-context 640 --no-graph \
+        --quiet > /dev/null
       python3 utils/kernel-profile.py "$out/profile.csv" | tee "$out/profile.txt" ;;
     sass)
       /usr/local/cuda/bin/cuobjdump -res-usage $kernels > "$out/res-usage.txt" 2>&1 || true
