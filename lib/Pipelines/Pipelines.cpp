@@ -77,6 +77,7 @@ void mlir::kvc::buildGPUModelPipeline(OpPassManager &pm) {
   addBufferization(pm);
   pm.addPass(kvc::createConvertLinalgToKVCGPUPass());
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(kvc::createKVCFuseLaunchesPass());
   buildGPUPipeline(pm);
 
   // The host code: buffers from the runtime (use-generic-functions makes

@@ -112,7 +112,7 @@ def ConvertLinalgToKVCGPUPass : Pass<"convert-linalg-to-kvc-gpu", "ModuleOp"> {
     - else a `gpu.launch_func` of a kernel built from the op, in
       `gpu.module @kvc_model_kernels`: one thread per iteration point if all
       loops are parallel (256 per block); one 256-thread block per output
-      point if there is one reduction loop, its threads striding the loop and
+      point if there is one reduction loop (1024 threads), its threads striding the loop and
       combining through warp shuffles and shared memory. The reduction's
       output must be f32 and its combiner an op with a neutral element
       (`arith.addf`, `arith.maximumf`, ...). Values the body captures
@@ -129,6 +129,30 @@ def ConvertLinalgToKVCGPUPass : Pass<"convert-linalg-to-kvc-gpu", "ModuleOp"> {
                            "::mlir::gpu::GPUDialect",
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def KVCFuseLaunchesPass : Pass<"kvc-fuse-launches", "ModuleOp"> {
+  let summary = "merge consecutive independent kernel launches into one";
+  let description = [{
+    A decode step at small batch is a chain of small kernels whose time is
+    mostly the latency of each one; kernels that do not depend on each other
+    need not wait for each other. In each block of host code, a run of
+    `gpu.launch_func` ops (only pure ops and allocations between them) whose
+    kernels read nothing another one writes, and write nothing another one
+    touches (buffers compared by the allocation they view), becomes one
+    launch of a merged kernel: its grid is the sum of theirs, and block `b`
+    runs the member whose range holds `b`, with `gpu.block_id x` and
+    `gpu.grid_dim x` rebased to that member. Members must use the same block
+    size, a one-dimensional grid, no workgroup memory and no async tokens.
+    Merged kernels are generated once per list of members; kernels no
+    launch uses any more are erased. For example the rotary embedding of q,
+    that of k, and the transpose of v, which all read the q/k/v projection,
+    become one kernel.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
                            "::mlir::NVVM::NVVMDialect",
                            "::mlir::scf::SCFDialect"];
 }
