@@ -169,10 +169,10 @@ int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
 int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
                             uint64_t query, int64_t q_heads, int64_t rows,
                             uint64_t positions, uint64_t out, int64_t max_keys,
-                            float scale) {
+                            float scale, int heads_last) {
   return result(device, device->device->decodeAttention(
                             *cache->cache, query, q_heads, rows, positions,
-                            out, max_keys, scale));
+                            out, max_keys, scale, heads_last != 0));
 }
 
 int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
@@ -306,14 +306,14 @@ void kvc_rt_op_lengths(void *cache, void *out) {
 
 void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
                                 int64_t rows, void *positions, void *out,
-                                float scale) {
+                                float scale, int32_t heads_last) {
   kvc_rt_device *d = ready();
   if (!d)
     return;
   auto *c = static_cast<kvc_rt_cache *>(cache);
   kvc_rt_decode_attention(d, c, address(query), q_heads, rows,
                           address(positions), address(out),
-                          c->cache->layout().capacity, scale);
+                          c->cache->layout().capacity, scale, heads_last);
 }
 
 void kvc_rt_op_prefill_attention(void *query, void *key, void *value,

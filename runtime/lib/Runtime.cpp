@@ -331,7 +331,7 @@ bool Device::truncate(Cache &cache, DevicePtr lengths) {
 
 bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                              int64_t rows, DevicePtr positions, DevicePtr out,
-                             int64_t maxKeys, float scale) {
+                             int64_t maxKeys, float scale, bool headsLast) {
   const CacheLayout &c = cache.layout();
   if (qHeads < 1 || qHeads % c.kvHeads)
     return fail("decode attention: " + std::to_string(qHeads) +
@@ -377,6 +377,9 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   combine.memref(partialMaxSum, plan.partialMaxSum);
   combine.memref(out, queryElements);
   combine.index(plan.splits);
+  combine.index(qHeads);
+  combine.index(rows);
+  combine.index(headsLast ? 1 : 0);
   return launch(decodeCombineKernel(c.headDim, c.type), plan.combine,
                 combine.data());
 }

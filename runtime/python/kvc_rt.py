@@ -33,7 +33,7 @@ class Runtime:
         lib.kvc_rt_append.argtypes = [vp, vp, u64, u64, u64, i64]
         lib.kvc_rt_truncate.argtypes = [vp, vp, u64]
         lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
-                                                ctypes.c_float]
+                                                ctypes.c_float, ctypes.c_int]
         lib.kvc_rt_synchronize.argtypes = [vp]
         lib.kvc_rt_prefill_attention.argtypes = [vp, u64, u64, u64, u64, i64, i64, i64, i64, i64,
                                                  ctypes.c_int, ctypes.c_float]
@@ -48,7 +48,8 @@ class Runtime:
         lib.kvc_rt_append_rotary.argtypes = [vp, vp, u64, u64, u64, i64, ctypes.c_float]
         lib.kvc_rt_op_truncate.argtypes = [vp, vp]
         lib.kvc_rt_op_lengths.argtypes = [vp, vp]
-        lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float]
+        lib.kvc_rt_op_decode_attention.argtypes = [vp, vp, i64, i64, vp, vp, ctypes.c_float,
+                                                   ctypes.c_int32]
         lib.kvc_rt_op_prefill_attention.argtypes = [vp, vp, vp, vp, i64, i64, i64, i64, i64,
                                                     ctypes.c_int32, ctypes.c_float]
         lib.kvc_rt_matmul.argtypes = [vp, u64, u64, u64, i64, i64, i64, ctypes.c_int,
@@ -107,11 +108,12 @@ class Runtime:
     def truncate(self, cache, lengths):
         self._check(self.lib.kvc_rt_truncate(self.device, cache, lengths.data_ptr()))
 
-    def decode_attention(self, cache, query, positions, out, max_keys, scale):
+    def decode_attention(self, cache, query, positions, out, max_keys, scale, heads_last=False):
+        """out: like query, or [batch, rows, q_heads, head_dim] if heads_last."""
         batch, q_heads, rows, head_dim = query.shape
         self._check(self.lib.kvc_rt_decode_attention(self.device, cache, query.data_ptr(), q_heads,
                                                      rows, positions.data_ptr(), out.data_ptr(),
-                                                     max_keys, scale))
+                                                     max_keys, scale, int(heads_last)))
 
     def prefill_attention(self, query, key, value, out, dtype, scale):
         batch, q_heads, seq, head_dim = query.shape

@@ -6,7 +6,7 @@
 // kernels the calls launch (GQA group 4, head dim 128, bf16) are added.
 
 // CHECK-DAG: func.func private @kvc_rt_op_append(!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, f32)
-// CHECK-DAG: func.func private @kvc_rt_op_decode_attention(!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32)
+// CHECK-DAG: func.func private @kvc_rt_op_decode_attention(!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32, i32)
 // CHECK-DAG: func.func private @kvc_rt_op_cache_new(i64, i64, i64, i64, i32) -> !llvm.ptr
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME: %[[C:[^:]+]]: !llvm.ptr, %[[Q:[^:]+]]: tensor<2x8x1x128xbf16>, %[[K:[^:]+]]: tensor<2x2x1x128xbf16>, %[[V:[^:]+]]: tensor<2x2x1x128xbf16>, %[[POS:[^:]+]]: tensor<2xi32>)
@@ -21,8 +21,9 @@
 // CHECK: call @kvc_rt_op_append(%[[C]], %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[ROPE]])
 // CHECK: %[[OUT:.+]] = memref.alloc() : memref<2x8x1x128xbf16>
 // CHECK: %[[SCALE:.+]] = arith.constant 0.0883883461 : f32
+// CHECK: %[[FIRST:.+]] = arith.constant 0 : i32
 // CHECK: %[[HEADS:.+]] = arith.constant 8 : i64
-// CHECK: call @kvc_rt_op_decode_attention(%[[C]], %{{.+}}, %[[HEADS]], %{{.+}}, %{{.+}}, %{{.+}}, %[[SCALE]]) : (!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32) -> ()
+// CHECK: call @kvc_rt_op_decode_attention(%[[C]], %{{.+}}, %[[HEADS]], %{{.+}}, %{{.+}}, %{{.+}}, %[[SCALE]], %[[FIRST]]) : (!llvm.ptr, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, f32, i32) -> ()
 // CHECK: %[[O:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[O]]
 
@@ -63,6 +64,34 @@ func.func @run(%cap: index, %q: tensor<2x8x1x128xbf16>, %k: tensor<2x2x1x128xbf1
   %l = kvc.cache.length %c : !kvc.cache<2x2x?x128xbf16>
   kvc.cache.dealloc %c : !kvc.cache<2x2x?x128xbf16>
   return %l : tensor<2xi32>
+}
+
+// -----
+
+// Tests that a transpose to heads last, the only user of decode attention,
+// becomes the kernel's output layout (no copy after attention).
+
+// CHECK-LABEL: func.func @heads_last(
+// CHECK-SAME: %[[Q:[^:]+]]: tensor<?x8x?x64xbf16>
+// CHECK: %[[B:.+]] = tensor.dim %[[Q]], %c0
+// CHECK: %[[T:.+]] = tensor.dim %[[Q]], %c2
+// CHECK: %[[OUT:.+]] = memref.alloc(%[[B]], %[[T]]) : memref<?x?x8x64xbf16>
+// CHECK: %[[LAST:.+]] = arith.constant 1 : i32
+// CHECK: call @kvc_rt_op_decode_attention(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[LAST]])
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[O:.+]] = bufferization.to_tensor %[[OUT]] restrict writable : memref<?x?x8x64xbf16>
+// CHECK: tensor.collapse_shape %[[O]]
+func.func @heads_last(%c: !kvc.cache<?x2x?x64xbf16>, %q: tensor<?x8x?x64xbf16>,
+                      %pos: tensor<?xi32>) -> tensor<?x?x512xbf16> {
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %o = kvc.decode_attention %q, %c[%pos] : tensor<?x8x?x64xbf16>, !kvc.cache<?x2x?x64xbf16>
+  %b = tensor.dim %q, %c0 : tensor<?x8x?x64xbf16>
+  %t = tensor.dim %q, %c2 : tensor<?x8x?x64xbf16>
+  %init = tensor.empty(%b, %t) : tensor<?x?x8x64xbf16>
+  %tr = linalg.transpose ins(%o : tensor<?x8x?x64xbf16>) outs(%init : tensor<?x?x8x64xbf16>) permutation = [0, 2, 1, 3]
+  %flat = tensor.collapse_shape %tr [[0], [1], [2, 3]] : tensor<?x?x8x64xbf16> into tensor<?x?x512xbf16>
+  return %flat : tensor<?x?x512xbf16>
 }
 
 // -----

@@ -196,7 +196,8 @@ std::string decodeCombineKernel(const KernelKey &key) {
   std::string header =
       "  gpu.func @" + getDecodeCombineName(key) +
       "(%po: memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
-      ", %num_splits: index) workgroup(%sml: " + smem +
+      ", %num_splits: index, %heads: index, %rows: index, %heads_last: "
+      "index) workgroup(%sml: " + smem +
       ", %sacc: " + sacc +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   std::string row = w.let("gpu.block_id x"), tid = w.let("gpu.thread_id x");
@@ -254,8 +255,15 @@ std::string decodeCombineKernel(const KernelKey &key) {
                                " : f32");
   std::string inverse = w.select(
       positive, w.fbin("divf", w.f32("1.0"), total.sum), zero, "f32");
+  // Row r is (b, h, t) of [B, Hq, rows]; heads last, it goes to (b, t, h).
+  std::string t = w.rem(row, "%rows"), bh = w.div(row, "%rows");
+  std::string h = w.rem(bh, "%heads"), b = w.div(bh, "%heads");
+  std::string headsLast = w.add(
+      w.mul(w.add(w.mul(b, "%rows"), t), "%heads"), h);
+  std::string outRow = w.select(w.cmp("ne", "%heads_last", w.index(0)),
+                                headsLast, row, "index");
   w.storeRow(w.fbin("mulf", total.acc, w.splat(inverse), vf), "%out",
-             w.add(w.mul(row, w.index(d)), offset));
+             w.add(w.mul(outRow, w.index(d)), offset));
   w.line("}");
   return w.finish(header, before + loop + w.takeBody());
 }

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -190,6 +191,18 @@ struct CacheLengthLowering : RuntimePattern<CacheLengthOp> {
   }
 };
 
+/// The transpose [B, Hq, T, D] -> [B, T, Hq, D] that is the only user of
+/// `op` (the output projection's view of attention), if there is one.
+linalg::TransposeOp headsLastUser(DecodeAttentionOp op) {
+  if (!op->hasOneUse())
+    return {};
+  auto transpose = dyn_cast<linalg::TransposeOp>(*op->user_begin());
+  if (!transpose || transpose.getInput() != op.getResult() ||
+      !llvm::equal(transpose.getPermutation(), ArrayRef<int64_t>{0, 2, 1, 3}))
+    return {};
+  return transpose;
+}
+
 struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
   using RuntimePattern::RuntimePattern;
   LogicalResult
@@ -202,16 +215,38 @@ struct DecodeAttentionLowering : RuntimePattern<DecodeAttentionOp> {
     if (failed(need(op, keys, query.getDimSize(3), group,
                     query.getElementType())))
       return failure();
-    Value buffer = allocLike(b, adaptor.getQuery());
-    Value out = pointerOf(b, buffer);
+    // A transpose to heads last right after becomes the kernel's output
+    // layout: one copy less per step.
+    linalg::TransposeOp transpose = headsLastUser(op);
+    RankedTensorType outType =
+        transpose ? cast<RankedTensorType>(transpose.getResult()[0].getType())
+                  : query;
+    static constexpr int64_t kHeadsLast[] = {0, 2, 1, 3},
+                             kHeadsFirst[] = {0, 1, 2, 3};
+    SmallVector<Value> sizes;
+    for (int64_t i : transpose ? kHeadsLast : kHeadsFirst)
+      if (query.isDynamicDim(i))
+        sizes.push_back(tensor::DimOp::create(b, adaptor.getQuery(), i));
+    Value buffer = memref::AllocOp::create(
+        b, MemRefType::get(outType.getShape(), outType.getElementType()),
+        sizes);
     Value scale = arith::ConstantOp::create(
         b, b.getF32FloatAttr(op.getScaleOrDefault()));
+    Value headsLast = arith::ConstantOp::create(
+        b, b.getI32IntegerAttr(transpose ? 1 : 0));
     callRuntime(b, op, rt::kDecodeAttention,
                 {adaptor.getCache(), pointerOfTensor(b, adaptor.getQuery()),
                  i64(b, query.getDimSize(1)),
                  dimAsI64(b, adaptor.getQuery(), 2),
-                 pointerOfTensor(b, adaptor.getPositions()), out, scale});
-    rewriter.replaceOp(op, toTensor(b, buffer, query));
+                 pointerOfTensor(b, adaptor.getPositions()),
+                 pointerOf(b, buffer), scale, headsLast});
+    Value result = toTensor(b, buffer, outType);
+    if (!transpose) {
+      rewriter.replaceOp(op, result);
+      return success();
+    }
+    rewriter.replaceOp(transpose, result);
+    rewriter.eraseOp(op);
     return success();
   }
 };

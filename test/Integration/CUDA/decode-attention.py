@@ -2,7 +2,8 @@
 # reference (torch) on the grid of issue 5: batch 1, 3, 8, 32; cache lengths
 # 1, 17, 255, 4096, 32768 (ragged: each sequence a random length up to it);
 # 32 query heads on 32, 8, 4 and 1 kv heads; head dim 64 and 128; bf16 and
-# f16. Outputs are poisoned with NaN before every run.
+# f16; outputs heads first and, as compiled models take them, heads last.
+# Outputs are poisoned with NaN before every run.
 #
 # REQUIRES: cuda
 # RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels
@@ -43,7 +44,8 @@ def reference(query, keys, values, positions, lengths_after, scale):
     return out
 
 
-def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1):
+def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1,
+             heads_last=False):
     dtype, code, tol = DTYPES[dtype_name]
     dev = "cuda"
     capacity = length
@@ -57,12 +59,13 @@ def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1):
     new_k = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
     new_v = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
     query = torch.randn(batch, q_heads, rows, d, dtype=dtype, device=dev, generator=gen)
-    out = torch.full_like(query, float("nan"))
+    shape = (batch, rows, q_heads, d) if heads_last else (batch, q_heads, rows, d)
+    out = torch.full(shape, float("nan"), dtype=dtype, device=dev)
     scale = 1.0 / math.sqrt(d)
     cache = rt.wrap_cache(keys, values, lengths, code)
     try:
         rt.append(cache, new_k, new_v, positions, rows)
-        rt.decode_attention(cache, query, positions, out, capacity, scale)
+        rt.decode_attention(cache, query, positions, out, capacity, scale, heads_last)
         rt.synchronize()
     finally:
         rt.destroy_cache(cache)
@@ -77,7 +80,7 @@ def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1):
             problems.append("appended rows of sequence %d differ" % b)
             break
     ref = reference(query, keys, values, positions, after, scale)
-    got = out.float()
+    got = (out.transpose(1, 2) if heads_last else out).float()
     if torch.isnan(got).any():
         problems.append("NaN in the output (unwritten or bad arithmetic)")
     err = ((got - ref).norm() / ref.norm().clamp_min(1e-30)).item()
@@ -107,10 +110,11 @@ def run_compiled_entry_points(rt, gen):
     k2 = torch.randn(batch, kv_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
     v2 = torch.randn_like(k2)
     q = torch.randn(batch, q_heads, 2, d, dtype=torch.float16, device=dev, generator=gen)
-    out = torch.full_like(q, float("nan"))
+    # Heads last, as compiled models take it: [batch, rows, q_heads, d].
+    out = torch.full((batch, 2, q_heads, d), float("nan"), dtype=torch.float16, device=dev)
     lib.kvc_rt_op_append(cache, k2.data_ptr(), v2.data_ptr(), lengths.data_ptr(), 2, 0.0)
     lib.kvc_rt_op_decode_attention(cache, q.data_ptr(), q_heads, 2, lengths.data_ptr(),
-                                   out.data_ptr(), 1 / math.sqrt(d))
+                                   out.data_ptr(), 1 / math.sqrt(d), 1)
     got_lengths = torch.zeros(batch, dtype=torch.int32, device=dev)
     lib.kvc_rt_op_lengths(cache, got_lengths.data_ptr())
     rt.synchronize()
@@ -125,7 +129,7 @@ def run_compiled_entry_points(rt, gen):
         keys[b, :, :n], values[b, :, :n] = k[b, :, :n], v[b, :, :n]
         keys[b, :, n:n + 2], values[b, :, n:n + 2] = k2[b], v2[b]
     ref = reference(q, keys, values, lengths, lengths.long() + 2, 1 / math.sqrt(d))
-    err = ((out.float() - ref).norm() / ref.norm()).item()
+    err = ((out.transpose(1, 2).float() - ref).norm() / ref.norm()).item()
     if not err <= 2e-3:
         problems.append("relative error %.3g" % err)
     lib.kvc_rt_op_cache_free(cache)
@@ -182,7 +186,7 @@ def main():
     if args.quick:
         grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in
                 [(1, 17, 8, 128, "bf16"), (3, 255, 1, 64, "f16"), (2, 300, 4, 128, "bf16")]]
-        grid += [(3, 100, 32, 8, 128, "bf16", 3)]
+        grid += [(3, 100, 32, 8, 128, "bf16", 3), (2, 300, 32, 4, 64, "bf16", 2, True)]
     else:
         grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in itertools.product(
             [1, 3, 8, 32], [1, 17, 255, 4096, 32768], [32, 8, 4, 1], [64, 128], ["bf16", "f16"])]
@@ -190,17 +194,22 @@ def main():
         grid += [(3, 255, 32, 8, 128, "bf16", 4), (2, 4096, 32, 1, 64, "f16", 2),
                  (8, 17, 32, 4, 128, "bf16", 3)]
         grid += [(3, 255, 32, kv, d, "f32", 1) for kv in (8, 1) for d in (64, 128)]
+        # Heads-last output (what compiled models ask for).
+        grid += [(1, 640, 32, 4, 64, "bf16", 1, True), (3, 255, 32, 8, 128, "f16", 4, True),
+                 (8, 17, 32, 1, 64, "f32", 2, True)]
     failures = 0
     worst = {}
-    for (batch, length, qh, kvh, d, t, rows) in grid:
+    for (batch, length, qh, kvh, d, t, rows, *last) in grid:
         if batch * kvh * length * d * 2 * 2 > 40e9:
             continue
-        err, problems = run_case(rt, gen, batch, length, qh, kvh, d, t, rows)
+        heads_last = bool(last and last[0])
+        err, problems = run_case(rt, gen, batch, length, qh, kvh, d, t, rows, heads_last)
         worst[t] = max(worst.get(t, 0.0), err)
         if problems:
             failures += 1
-            print("FAIL B%d L%d %d/%d D%d %s T%d: %s" % (batch, length, qh, kvh, d, t, rows,
-                                                      "; ".join(problems)))
+            print("FAIL B%d L%d %d/%d D%d %s T%d%s: %s" % (
+                batch, length, qh, kvh, d, t, rows, " heads last" if heads_last else "",
+                "; ".join(problems)))
     problems = run_rotary_append(rt, gen)
     if problems:
         failures += 1

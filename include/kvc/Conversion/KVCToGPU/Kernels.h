@@ -70,9 +70,11 @@ std::string getArgmaxName(ElementType type);
 /// max and sum [..., num_splits, 2] (log2 domain) in f32.
 std::string getDecodeSplitName(const KernelKey &key);
 /// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out,
-///     num_splits)`: grid (B*Hq*rows); block r merges the splits
-/// of query row r into `out`, its threads splitting the splits 128/(D/8)
-/// ways.
+///     num_splits, heads, rows, heads_last)`: grid (B*Hq*rows); block r
+/// merges the splits of query row r (b, h, t) into `out`, its threads
+/// splitting the splits 128/(D/8) ways. `out` is [B, Hq, rows, D], or
+/// [B, rows, Hq, D] if heads_last is 1 (what the output projection reads:
+/// no transpose after attention).
 std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid

@@ -90,10 +90,11 @@ public:
   /// `out` [batch, qHeads, rows, headDim] = attention of `query` (same
   /// shape) at `positions` over the cache: row t of sequence b sees cache
   /// rows j < min(positions[b] + t + 1, length[b]). `maxKeys` bounds that
-  /// over the batch (the capacity will do); it sizes the split.
+  /// over the batch (the capacity will do); it sizes the split. With
+  /// `headsLast`, `out` is [batch, rows, qHeads, headDim].
   bool decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                        int64_t rows, DevicePtr positions, DevicePtr out,
-                       int64_t maxKeys, float scale);
+                       int64_t maxKeys, float scale, bool headsLast = false);
   /// Causal attention over whole sequences: `query`, `out` [batch, qHeads,
   /// seq, headDim], `key`, `value` [batch, kvHeads, seq, headDim].
   bool prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,

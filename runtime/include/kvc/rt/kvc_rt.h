@@ -69,13 +69,14 @@ int kvc_rt_append_rotary(kvc_rt_device *device, kvc_rt_cache *cache,
 /* kvc.cache.truncate: lengths [batch] i32. */
 int kvc_rt_truncate(kvc_rt_device *device, kvc_rt_cache *cache,
                     uint64_t lengths);
-/* kvc.decode_attention: query and out [batch, q_heads, rows, head_dim];
+/* kvc.decode_attention: query [batch, q_heads, rows, head_dim], out the
+ * same or, if heads_last is nonzero, [batch, rows, q_heads, head_dim];
  * max_keys bounds min(position + rows, length) over the batch (the capacity
  * is always safe). */
 int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
                             uint64_t query, int64_t q_heads, int64_t rows,
                             uint64_t positions, uint64_t out, int64_t max_keys,
-                            float scale);
+                            float scale, int heads_last);
 /* kvc.attention {causal} over whole sequences: query, out [batch, q_heads,
  * seq, head_dim]; key, value [batch, kv_heads, seq, head_dim]. */
 int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
@@ -127,7 +128,7 @@ void kvc_rt_op_truncate(void *cache, void *lengths);
 void kvc_rt_op_lengths(void *cache, void *out);
 void kvc_rt_op_decode_attention(void *cache, void *query, int64_t q_heads,
                                 int64_t rows, void *positions, void *out,
-                                float scale);
+                                float scale, int32_t heads_last);
 void kvc_rt_op_prefill_attention(void *query, void *key, void *value,
                                  void *out, int64_t batch, int64_t q_heads,
                                  int64_t kv_heads, int64_t seq,
