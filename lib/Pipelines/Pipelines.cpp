@@ -54,6 +54,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm, const std::string &format) {
   target.optLevel = 3;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(kvc::createKVCOrderGridDependencyWaitPass());
   kernels.addPass(createConvertNVGPUToNVVMPass());
   kernels.addPass(createLowerAffinePass());
   kernels.addPass(createSCFToControlFlowPass());

@@ -5,6 +5,7 @@
 // RUN: kvc-kernels --emit=mlir --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=MLIR
 // RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f16,f32 | FileCheck %s --check-prefix=NAMES
 // RUN: kvc-kernels --emit=ptx --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=PTX
+// RUN: kvc-kernels --emit=ptx --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=WAIT
 // RUN: not kvc-kernels --head-dims=60 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not kvc-kernels --element-types=f64 2>&1 | FileCheck %s --check-prefix=TYPE
 // RUN: not kvc-kernels --emit=sass 2>&1 | FileCheck %s --check-prefix=EMIT
@@ -33,6 +34,21 @@
 // PTX: .entry kvc_prefill_d128_g4_bf16(
 // PTX: cp.async
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+
+// Programmatic launch: kernels read nothing before griddepcontrol.wait
+// (inline PTX, so that no load moves across it) except kvc_gemv, which
+// loads its first 8 pieces of w (weights) before it.
+// WAIT-LABEL: .entry kvc_decode_split_d128_g4_bf16(
+// WAIT-NOT: ld.global
+// WAIT: griddepcontrol.wait;
+// WAIT-NEXT: // end inline asm
+// WAIT: griddepcontrol.launch_dependents;
+// WAIT-LABEL: .entry kvc_gemv_bf16_f32(
+// WAIT-COUNT-8: ld.global.v4.b32
+// WAIT-NOT: ld.global
+// WAIT: griddepcontrol.wait;
+// WAIT: griddepcontrol.launch_dependents;
+// WAIT: ld.global.v4.b32
 
 // BAD: kvc GPU kernels need a head dim that is a multiple of 8 up to 256 and a query group of at most 8 or a multiple of 8; found head dim 60
 // TYPE: kvc-kernels: error: unknown element type 'f64' (bf16, f16, f32)

@@ -133,6 +133,19 @@ def ConvertLinalgToKVCGPUPass : Pass<"convert-linalg-to-kvc-gpu", "ModuleOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def KVCOrderGridDependencyWaitPass : Pass<"kvc-order-grid-dependency-wait"> {
+  let summary = "write nvvm.griddepcontrol wait as PTX with a memory clobber";
+  let description = [{
+    The `llvm.nvvm.griddepcontrol.wait` intrinsic is declared to touch no
+    memory, so LLVM may move loads across it; a kernel launched as a
+    programmatic dependent launch must read what the kernels before it wrote
+    only after it, and may read weights before it. Each wait becomes
+    `llvm.inline_asm has_side_effects "griddepcontrol.wait;", "~{memory}"`,
+    which no memory access crosses. Part of `kvc-gpu-pipeline`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def KVCFuseLaunchesPass : Pass<"kvc-fuse-launches", "ModuleOp"> {
   let summary = "merge consecutive independent kernel launches into one";
   let description = [{
