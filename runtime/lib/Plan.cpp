@@ -24,6 +24,10 @@ int64_t queriesPerBlock(int64_t group) { return std::min<int64_t>(group, 8); }
 
 static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+int64_t splitRows(int64_t headDim) {
+  return std::max<int64_t>(1, kBlockSize * kVectorWidth / headDim);
+}
+
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
                       int64_t slots) {
@@ -55,6 +59,12 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   if (best < 0) {
     plan.splits = 1;
     plan.splitLen = std::max<int64_t>(1, maxKeys);
+  }
+  int64_t steps = ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
+  if (blocks * steps <= slots) {
+    plan.single = true;
+    plan.splits = steps;
+    plan.splitLen = splitRows(headDim);
   }
   plan.split = {plan.splits, kvHeads * chunks, batch};
   int64_t queryRows = batch * kvHeads * group * rows;
@@ -99,8 +109,9 @@ std::string appendRotaryKernel(int64_t headDim, DType type) {
   return "kvc_append_rope_d" + std::to_string(headDim) + "_" + name(type);
 }
 
-std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type) {
-  return "kvc_decode_split_d" + std::to_string(headDim) + "_g" +
+std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type,
+                              bool single) {
+  return std::string(single ? "kvc_decode_split1_d" : "kvc_decode_split_d") + std::to_string(headDim) + "_g" +
          std::to_string(group) + "_" + name(type);
 }
 

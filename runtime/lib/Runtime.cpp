@@ -370,7 +370,9 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.index(plan.splitLen);
   args.index(plan.splits);
   args.f32(scale);
-  if (!launch(split, plan.split, args.data()))
+  if (!launch(plan.single ? decodeSplitKernel(c.headDim, group, c.type, true)
+                          : split,
+              plan.split, args.data()))
     return false;
   Args combine;
   combine.memref(partialOut, plan.partialOut);

@@ -32,6 +32,7 @@ TEST(PlanDecode, SmallBatchSplitsToFillTheMultiprocessors) {
   EXPECT_GE(plan.split.x * plan.split.y * plan.split.z, kH100 * 9 / 10);
   EXPECT_EQ(plan.split.y, 8);
   EXPECT_EQ(plan.split.z, 1);
+  EXPECT_FALSE(plan.single);
   EXPECT_EQ(plan.splitLen % kMinSplitRows, 0);
 }
 
@@ -53,12 +54,25 @@ TEST(PlanDecode, LargeBatchNeedsNoSplit) {
   EXPECT_EQ(plan.split.z, 132);
 }
 
-TEST(PlanDecode, ShortCachesAreNotSplitBelowTheMinimum) {
-  DecodePlan plan = planDecode(1, 1, 1, 1, 64, 17, kH100);
-  EXPECT_EQ(plan.splits, 1);
+TEST(PlanDecode, ShortCachesAtSmallBatchTakeTheSingleRowKernel) {
+  // TinyLlama at batch 1 (4 kv heads of 8 queries, head dim 64) over 640
+  // rows: 40 splits of one 16-row block step each, 160 blocks in one wave.
+  EXPECT_EQ(splitRows(64), 16);
+  EXPECT_EQ(splitRows(128), 8);
+  DecodePlan plan = planDecode(1, 4, 8, 1, 64, 640, kH100);
+  EXPECT_TRUE(plan.single);
+  EXPECT_EQ(plan.splitLen, 16);
+  EXPECT_EQ(plan.splits, 40);
+  expectCovers(plan, 640);
+  plan = planDecode(1, 1, 1, 1, 64, 17, kH100);
+  EXPECT_TRUE(plan.single);
   expectCovers(plan, 17);
   plan = planDecode(1, 8, 4, 1, 128, 1, kH100);
   EXPECT_EQ(plan.splits, 1);
+  // At batch 16 the same splits would take five waves: the 4-row kernel.
+  plan = planDecode(16, 4, 8, 1, 64, 640, kH100);
+  EXPECT_FALSE(plan.single);
+  expectCovers(plan, 640);
 }
 
 TEST(PlanDecode, QueryChunksAndWorkspace) {

@@ -15,6 +15,7 @@
 // MLIR-DAG: gpu.func @kvc_set_lengths(
 // MLIR-DAG: gpu.func @kvc_append_d128_bf16(
 // MLIR-DAG: gpu.func @kvc_decode_split_d128_g4_bf16(
+// MLIR-DAG: gpu.func @kvc_decode_split1_d128_g4_bf16(
 // MLIR-DAG: gpu.func @kvc_prefill_d128_g4_bf16(
 // MLIR-DAG: gpu.func @kvc_decode_combine_d128_bf16(
 

@@ -13,14 +13,18 @@ using namespace mlir::kvc::kernels;
 
 namespace mlir::kvc::kernels::detail {
 
-std::string decodeSplitKernel(const KernelKey &key) {
+std::string decodeSplitKernel(const KernelKey &key, bool single) {
+  // Cache rows a thread takes per step: kUnroll (loads in flight for long
+  // caches) or one (the shortest chain of updates, for short ones).
+  const int64_t unroll = single ? 1 : kUnroll;
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group, q = getQueriesPerBlock(g);
   const int64_t lanes = d / kVectorWidth, slots = kWarp / lanes;
   const std::string vf = "vector<8xf32>";
   std::string header =
-      "  gpu.func @" + getDecodeSplitName(key) + "(%q: " + m + ", %k: " + m +
+      "  gpu.func @" + getDecodeSplitName(key, single) + "(%q: " + m +
+      ", %k: " + m +
       ", %v: " + m +
       ", %lengths: memref<?xi32>, %positions: memref<?xi32>, %po: "
       "memref<?xf32>, %pml: memref<?xf32>, %rows: index, %capacity: index, "
@@ -63,11 +67,11 @@ std::string decodeSplitKernel(const KernelKey &key) {
       offset);
   std::string first = w.add(start, w.mul(warp, w.index(slots)));
   std::string stride = w.index(kWarps * slots);
-  std::string step = w.index(kWarps * slots * kUnroll);
+  std::string step = w.index(kWarps * slots * unroll);
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
 
-  // The loop over this split's keys: kUnroll rows per thread per step.
+  // The loop over this split's keys: `unroll` rows per thread per step.
   std::string iterArgs, iterTypes;
   std::vector<RowState> states;
   for (int64_t i = 0; i < q; ++i) {
@@ -84,7 +88,7 @@ std::string decodeSplitKernel(const KernelKey &key) {
                            " step " + step + " iter_args(" + iterArgs +
                            ") -> (" + iterTypes + ") {\n";
   std::vector<std::string> valid, keys, values;
-  for (int64_t u = 0; u < kUnroll; ++u) {
+  for (int64_t u = 0; u < unroll; ++u) {
     std::string j = w.add(w.add("%j0", w.mul(w.index(u), stride)), slot);
     valid.push_back(w.cmp("slt", j, end));
     std::string row = w.select(valid.back(), j, start, "index");
@@ -95,7 +99,7 @@ std::string decodeSplitKernel(const KernelKey &key) {
   // Online softmax key by key: widening each key as it is used keeps the
   // live registers at 128 (4 blocks per SM); a block-of-4 update measured
   // 168 registers, 3 blocks per SM and 2-4% less bandwidth.
-  for (int64_t u = 0; u < kUnroll; ++u) {
+  for (int64_t u = 0; u < unroll; ++u) {
     std::string kf = w.widen(keys[u]), vfv = w.widen(values[u]);
     for (RowState &s : states) {
       size_t i = &s - states.data();

@@ -196,7 +196,7 @@ inline RowState merge(Writer &w, const RowState &state, const RowState &other) {
 std::string appendKernel(const KernelKey &key, bool rotary);
 std::string setLengthsKernel();
 std::string argmaxKernel(ElementType type);
-std::string decodeSplitKernel(const KernelKey &key);
+std::string decodeSplitKernel(const KernelKey &key, bool single);
 std::string decodeCombineKernel(const KernelKey &key);
 std::string prefillKernel(const KernelKey &key);
 std::string gemvKernel(const GemvKey &key);

@@ -62,9 +62,11 @@ std::string mlir::kvc::kernels::getArgmaxName(ElementType type) {
   return ("kvc_argmax_" + getName(type)).str();
 }
 
-std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key) {
-  return ("kvc_decode_split_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
-          "_" + getName(key.elementType))
+std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key,
+                                                  bool single) {
+  return ((single ? "kvc_decode_split1_d" : "kvc_decode_split_d") +
+          Twine(key.headDim) + "_g" + Twine(key.group) + "_" +
+          getName(key.elementType))
       .str();
 }
 
@@ -116,7 +118,9 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
              << key.headDim << ", group " << key.group;
     want(getAppendName(key), [&] { return appendKernel(key, false); });
     want(getAppendRotaryName(key), [&] { return appendKernel(key, true); });
-    want(getDecodeSplitName(key), [&] { return decodeSplitKernel(key); });
+    for (bool single : {false, true})
+      want(getDecodeSplitName(key, single),
+           [&] { return decodeSplitKernel(key, single); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
     if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });

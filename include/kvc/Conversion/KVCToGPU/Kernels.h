@@ -68,7 +68,10 @@ std::string getArgmaxName(ElementType type);
 /// the cache for Q query rows that share a key/value head and writes an
 /// unnormalized partial output [B, Hq, rows, num_splits, D] and its running
 /// max and sum [..., num_splits, 2] (log2 domain) in f32.
-std::string getDecodeSplitName(const KernelKey &key);
+/// `kvc_decode_split1_d{D}_g{G}_{T}` (`single`): the same with one cache
+/// row per thread per step instead of 4, for short caches split finely
+/// (the runtime's planDecode picks it).
+std::string getDecodeSplitName(const KernelKey &key, bool single = false);
 /// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out,
 ///     num_splits, heads, rows, heads_last)`: grid (B*Hq*rows); block r
 /// merges the splits of query row r (b, h, t) into `out`, its threads

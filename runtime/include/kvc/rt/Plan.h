@@ -33,6 +33,9 @@ struct Grid {
 /// the splits.
 struct DecodePlan {
   int64_t splits = 1, splitLen = 1;
+  /// The split kernel that takes one cache row per thread per step
+  /// (decodeSplitKernel(..., true)): splits of one block step each.
+  bool single = false;
   Grid split, combine;
   /// f32 elements of the partial outputs and of the running max/sum pairs.
   int64_t partialOut = 0, partialMaxSum = 0;
@@ -45,11 +48,18 @@ struct DecodePlan {
 /// chunks give the blocks; splitting the cache rows multiplies them. The
 /// split count is the one whose blocks fill their last wave best (a wave
 /// that is 10% full costs as much as a full one), the fewest on a tie,
-/// never leaving a split under `kMinSplitRows` rows.
+/// never leaving a split under `kMinSplitRows` rows. If even splits of one
+/// block step of the single-row kernel (splitRows(headDim) rows) fit in one
+/// wave, those are taken instead: a short cache at small batch, where a
+/// block's time is the chain of its updates, not the bytes it reads.
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
                       int64_t slots);
 constexpr int64_t kMinSplitRows = 64;
+/// Cache rows the single-row split kernel takes per block step: a row per
+/// group of threads holding a whole key (kBlockSize * kVectorWidth /
+/// headDim).
+int64_t splitRows(int64_t headDim);
 
 /// The grid of an append of `rows` rows per sequence.
 Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows, int64_t headDim);
@@ -60,7 +70,8 @@ std::string checkShapes(int64_t headDim, int64_t group);
 /// Kernel names, as the kvc compiler writes them.
 std::string appendKernel(int64_t headDim, DType type);
 std::string appendRotaryKernel(int64_t headDim, DType type);
-std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type);
+std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type,
+                              bool single = false);
 std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
