@@ -6,6 +6,7 @@
 // RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f16,f32 | FileCheck %s --check-prefix=NAMES
 // RUN: kvc-kernels --emit=ptx --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=PTX
 // RUN: kvc-kernels --emit=ptx --head-dims=128 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=WAIT
+// RUN: kvc-kernels --help | FileCheck %s --check-prefix=HELP
 // RUN: not kvc-kernels --head-dims=60 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not kvc-kernels --element-types=f64 2>&1 | FileCheck %s --check-prefix=TYPE
 // RUN: not kvc-kernels --emit=sass 2>&1 | FileCheck %s --check-prefix=EMIT
@@ -50,6 +51,9 @@
 // WAIT: griddepcontrol.wait;
 // WAIT: griddepcontrol.launch_dependents;
 // WAIT: ld.global.v4.b32
+
+// HELP: kvc-kernels options:
+// HELP-NOT: amdgpu
 
 // BAD: kvc GPU kernels need a head dim that is a multiple of 8 up to 256 and a query group of at most 8 or a multiple of 8; found head dim 60
 // TYPE: kvc-kernels: error: unknown element type 'f64' (bf16, f16, f32)

@@ -10,6 +10,7 @@
 // RUN: kvc-compile %S/Inputs/tiny-llama.json --emit=manifest -o %t.manifest.json
 // RUN: diff %t.manifest.json %S/Inputs/tiny-llama.manifest.json
 // RUN: not kvc-compile %S/Inputs/tiny-llama.json --emit=cubin 2>&1 | FileCheck %s --check-prefix=EMIT
+// RUN: kvc-compile --help | FileCheck %s --check-prefix=HELP
 //
 // RUN: echo '{"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 96, "vocab_size": 50, "tie_word_embeddings": true}' > %t.tied.json
 // RUN: kvc-compile %t.tied.json --emit=mlir --stage=model | FileCheck %s --check-prefix=TIED
@@ -78,6 +79,14 @@
 // MANIFEST-NEXT: 128
 // MANIFEST: "name": "lm_head.weight",
 // EMIT: kvc-compile: error: --emit=cubin is not available (artifact, mlir, manifest)
+
+// Help lists kvc-compile's own options, not LLVM's.
+// HELP: kvc-compile options:
+// HELP-DAG: --dtype=
+// HELP-DAG: --emit=
+// HELP-DAG: --stage=
+// HELP-DAG: --target=
+// HELP-NOT: amdgpu
 
 // TIED-LABEL: func.func @model(
 // TIED-SAME: %[[EMBED:[^:]+]]: tensor<50x64xf32> {kvc.weight = "model.embed_tokens.weight"}

@@ -31,32 +31,33 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
+static cl::OptionCategory category("kvc-compile options");
 static cl::opt<std::string> configPath(cl::Positional,
-                                       cl::desc("<config.json>"),
+                                       cl::cat(category), cl::desc("<config.json>"),
                                        cl::Required);
 static cl::opt<std::string>
     emit("emit",
-         cl::desc("what to write: artifact (default: a directory for "
+         cl::cat(category), cl::desc("what to write: artifact (default: a directory for "
                   "kvc-run, -o names it), mlir (the IR at --stage) or "
                   "manifest (JSON: the weights the model expects)"),
          cl::init("artifact"));
 static cl::opt<std::string>
     stage("stage",
-          cl::desc("for --emit=mlir: model (the full-sequence model), "
+          cl::cat(category), cl::desc("for --emit=mlir: model (the full-sequence model), "
                    "incremental (default: after kvc-incrementalize, "
                    "@model_prefill and @model_decode) or lowered (after the "
                    "--target pipeline)"),
           cl::init("incremental"));
 static cl::opt<std::string>
-    target("target", cl::desc("cuda (default: sm_90a kernels and host code "
+    target("target", cl::cat(category), cl::desc("cuda (default: sm_90a kernels and host code "
                               "calling the kvc runtime) or cpu"),
            cl::init("cuda"));
 static cl::opt<std::string>
-    dtype("dtype", cl::desc("element type of weights and activations: f32 "
+    dtype("dtype", cl::cat(category), cl::desc("element type of weights and activations: f32 "
                             "or bf16 (default: config.json's torch_dtype, "
                             "else f32)"),
           cl::init(""));
-static cl::opt<std::string> output("o", cl::desc("output file or directory"),
+static cl::opt<std::string> output("o", cl::cat(category), cl::desc("output file or directory"),
                                    cl::value_desc("path"), cl::init("-"));
 
 /// The weights @model takes, in order, as JSON: what kvc-run checks a
@@ -112,6 +113,7 @@ static int fail(const llvm::Twine &message) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,
       "kvc-compile: a Llama config.json to kvc IR (prefill and decode)\n");

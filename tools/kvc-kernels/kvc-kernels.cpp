@@ -22,17 +22,18 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
-static cl::list<int64_t> headDims("head-dims", cl::desc("head dims (64,128)"),
+static cl::OptionCategory category("kvc-kernels options");
+static cl::list<int64_t> headDims("head-dims", cl::cat(category), cl::desc("head dims (64,128)"),
                                   cl::CommaSeparated);
 static cl::list<int64_t> groups("groups",
-                                cl::desc("query heads per kv head (1,4,8,32)"),
+                                cl::cat(category), cl::desc("query heads per kv head (1,4,8,32)"),
                                 cl::CommaSeparated);
 static cl::list<std::string>
-    elementTypes("element-types", cl::desc("bf16, f16 and/or f32"),
+    elementTypes("element-types", cl::cat(category), cl::desc("bf16, f16 and/or f32"),
                  cl::CommaSeparated);
-static cl::opt<std::string> emit("emit", cl::desc("mlir, ptx or cubin"),
+static cl::opt<std::string> emit("emit", cl::cat(category), cl::desc("mlir, ptx or cubin"),
                                  cl::init("cubin"));
-static cl::opt<std::string> output("o", cl::desc("output file"),
+static cl::opt<std::string> output("o", cl::cat(category), cl::desc("output file"),
                                    cl::value_desc("file"), cl::init("-"));
 
 static int fail(const llvm::Twine &message) {
@@ -42,6 +43,7 @@ static int fail(const llvm::Twine &message) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv, "kvc GPU kernel library builder\n");
   if (emit != "mlir" && emit != "ptx" && emit != "cubin")
     return fail("--emit must be mlir, ptx or cubin, found '" + emit + "'");
