@@ -416,6 +416,13 @@ int main(int argc, char **argv) {
       die(manifestPath + " has no '" + key + "'");
     return it->second;
   };
+  // What this kvc-run assumes of an artifact (kvc::kArtifactFormat in
+  // kvc-compile): its kernels wait for the ones before them on the device.
+  const std::string kFormat = "kvc-model-2";
+  if (manifest.strings["format"] != kFormat)
+    die(o.artifact + " is of artifact format '" + manifest.strings["format"] +
+        "'; this kvc-run reads '" + kFormat +
+        "': compile it again with this kvc-compile");
   std::string target = manifest.strings["target"];
   int64_t vocab = integer("vocab_size"), cacheWords = integer("cache_words");
   std::string logitsType = manifest.strings["logits_dtype"];

@@ -98,7 +98,7 @@ static llvm::json::Object manifestOf(ModuleOp module) {
   }
   auto logits = cast<RankedTensorType>(model.getResultTypes()[0]);
   return llvm::json::Object{
-      {"format", "kvc-model-1"},
+      {"format", kvc::kArtifactFormat},
       {"entry_points",
        llvm::json::Array{kvc::kPrefillEntry, kvc::kDecodeEntry}},
       {"vocab_size", logits.getShape().back()},

@@ -23,6 +23,11 @@ namespace mlir::kvc {
 /// The entry points every artifact has.
 constexpr const char *kPrefillEntry = "model_prefill";
 constexpr const char *kDecodeEntry = "model_decode";
+/// The manifest's "format": raised whenever what kvc-run may assume of an
+/// artifact changes (kvc-model-2: every kernel starts with
+/// griddepcontrol.wait, for programmatic dependent launches). kvc-run
+/// refuses others.
+constexpr const char *kArtifactFormat = "kvc-model-2";
 
 /// Writes the artifact of `module` (the host functions lowered to the LLVM
 /// dialect by the CPU or GPU model pipeline) into `directory`, atomically:
