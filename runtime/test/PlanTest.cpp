@@ -76,10 +76,10 @@ TEST(PlanDecode, ShortCachesAtSmallBatchTakeTheSingleRowKernel) {
 }
 
 TEST(PlanDecode, QueryChunksAndWorkspace) {
-  // MQA: 32 query heads on one kv head are 4 chunks of 8 rows; 2 new rows
+  // MQA: 32 query heads on one kv head are 8 chunks of 4 rows; 2 new rows
   // per sequence double them.
   DecodePlan plan = planDecode(3, 1, 32, 2, 64, 1000, kH100);
-  EXPECT_EQ(plan.split.y, 8);
+  EXPECT_EQ(plan.split.y, 16);
   EXPECT_EQ(plan.split.z, 3);
   expectCovers(plan, 1000);
   int64_t queryRows = 3 * 32 * 2;
@@ -112,7 +112,8 @@ TEST(Names, MatchTheCompiler) {
   EXPECT_EQ(decodeCombineKernel(128, DType::F32), "kvc_decode_combine_d128_f32");
   EXPECT_STREQ(kSetLengthsKernel, "kvc_set_lengths");
   EXPECT_EQ(queriesPerBlock(4), 4);
-  EXPECT_EQ(queriesPerBlock(32), 8);
+  EXPECT_EQ(queriesPerBlock(8), 4);
+  EXPECT_EQ(queriesPerBlock(32), 4);
 }
 
 } // namespace

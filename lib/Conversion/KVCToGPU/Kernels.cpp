@@ -37,7 +37,7 @@ StringRef mlir::kvc::kernels::getName(ElementType type) {
 }
 
 int64_t mlir::kvc::kernels::getQueriesPerBlock(int64_t group) {
-  return std::min<int64_t>(group, 8);
+  return std::min<int64_t>(group, 4);
 }
 
 std::string mlir::kvc::kernels::getAppendName(const KernelKey &key) {
