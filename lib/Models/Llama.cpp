@@ -154,11 +154,7 @@ private:
   /// In a body: f32 `value` rounded to E and back (as Hugging Face rounds
   /// between ops), named `name` if that takes ops.
   std::string round(Str name, Str value) {
-    if (!narrow())
-      return value;
-    line("  " + name + "_r = arith.truncf " + value + " : f32 to " + E);
-    line("  " + name + " = arith.extf " + name + "_r : " + E + " to f32");
-    return name;
+    return widen(name, store(name + "_r", value));
   }
   /// In a body: f32 `value` as E, for yield.
   std::string store(Str name, Str value) {

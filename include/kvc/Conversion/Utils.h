@@ -6,6 +6,9 @@
 #include "mlir/IR/Value.h"
 
 namespace mlir {
+namespace linalg {
+class LinalgOp;
+} // namespace linalg
 class ConversionTarget;
 namespace gpu {
 class GPUFuncOp;
@@ -22,6 +25,11 @@ Value allocLike(ImplicitLocOpBuilder &b, Value like);
 /// A result tensor over a buffer the lowering filled
 /// (`bufferization.to_tensor restrict writable`).
 Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type tensorType);
+
+/// Rewrites each of `ops` (named linalg ops) as a linalg.generic in place;
+/// an op that cannot be gets the error `message` and the result is failure.
+LogicalResult generalizeNamedOps(ArrayRef<linalg::LinalgOp> ops,
+                                 StringRef message);
 
 /// The aligned pointer of a memref's data as `!llvm.ptr`: what the kvc
 /// runtime's entry points take for device buffers.

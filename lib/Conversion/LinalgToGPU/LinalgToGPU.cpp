@@ -791,7 +791,6 @@ struct ConvertLinalgToKVCGPUPass
     : kvc::impl::ConvertLinalgToKVCGPUPassBase<ConvertLinalgToKVCGPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    IRRewriter rewriter(&getContext());
     // Matmuls first, while their zero fills are still named ops.
     SmallVector<std::pair<linalg::GenericOp, Matmul>> matmuls;
     module.walk([&](func::FuncOp f) {
@@ -837,13 +836,9 @@ struct ConvertLinalgToKVCGPUPass
           named.push_back(op);
       });
     });
-    for (linalg::LinalgOp op : named) {
-      rewriter.setInsertionPoint(op);
-      if (failed(linalg::generalizeNamedOp(rewriter, op))) {
-        op->emitOpError("kvc GPU lowering: cannot generalize this op");
-        return signalPassFailure();
-      }
-    }
+    if (failed(kvc::generalizeNamedOps(
+            named, "kvc GPU lowering: cannot generalize this op")))
+      return signalPassFailure();
     WalkResult copies = module.walk([](memref::CopyOp op) {
       op.emitOpError("kvc GPU lowering: run kvc-lower-memref-copy first");
       return WalkResult::interrupt();

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Conversion/Utils.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -47,13 +48,9 @@ struct KVCFuseElementwisePass
       else if (!isa<linalg::GenericOp>(*op))
         named.push_back(op);
     });
-    for (linalg::LinalgOp op : named) {
-      rewriter.setInsertionPoint(op);
-      if (failed(linalg::generalizeNamedOp(rewriter, op))) {
-        op->emitOpError("cannot be generalized for fusion");
-        return signalPassFailure();
-      }
-    }
+    if (failed(kvc::generalizeNamedOps(named,
+                                       "cannot be generalized for fusion")))
+      return signalPassFailure();
     for (linalg::FillOp fill : fills) {
       if (!fill.hasPureTensorSemantics())
         continue;

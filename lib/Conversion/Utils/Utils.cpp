@@ -6,6 +6,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -16,6 +18,16 @@
 #include "mlir/Transforms/DialectConversion.h"
 
 using namespace mlir;
+
+LogicalResult mlir::kvc::generalizeNamedOps(ArrayRef<linalg::LinalgOp> ops,
+                                            StringRef message) {
+  for (linalg::LinalgOp op : ops) {
+    IRRewriter rewriter(op);
+    if (failed(linalg::generalizeNamedOp(rewriter, op)))
+      return op->emitOpError(message);
+  }
+  return success();
+}
 
 void mlir::kvc::addGridDependencyPrologue(gpu::GPUFuncOp func) {
   // A kernel that places its own wait (after loads that depend on nothing
