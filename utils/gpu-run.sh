@@ -63,7 +63,9 @@ CFG
         2>&1 | tee "$out/bench.log" ;;
     matmul)
       python3 test/Integration/CUDA/matmul.py --runtime $rt --kernels $kernels \
-        2>&1 | tee "$out/matmul.log" ;;
+        2>&1 | tee "$out/matmul.log"
+      python3 bench/gpu/projection.py --runtime $rt --kernels $kernels \
+        2>&1 | tee "$out/projection-bench.log" ;;
     model)
       # Artifacts built here by kvc-compile --target=cuda into build/artifacts
       # (carried along): kvc-run against Hugging Face.

@@ -53,8 +53,13 @@ std::string mlir::kvc::kernels::getAppendRotaryName(const KernelKey &key) {
 
 std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
-std::string mlir::kvc::kernels::getGemvName(const GemvKey &key) {
+std::string mlir::kvc::kernels::getGemvName(const ProjectionKey &key) {
   return ("kvc_gemv_" + getName(key.inputType) + "_" + getName(key.outputType))
+      .str();
+}
+
+std::string mlir::kvc::kernels::getGemmName(const ProjectionKey &key) {
+  return ("kvc_gemm_" + getName(key.inputType) + "_" + getName(key.outputType))
       .str();
 }
 
@@ -84,7 +89,7 @@ std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
 
 LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
                                          ArrayRef<KernelKey> keys,
-                                         ArrayRef<GemvKey> gemvs) {
+                                         ArrayRef<ProjectionKey> projections) {
   MLIRContext *context = module.getContext();
   context->loadDialect<::mlir::gpu::GPUDialect, ::mlir::NVVM::NVVMDialect>();
   OpBuilder builder(context);
@@ -125,8 +130,10 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
     if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
   }
-  for (const GemvKey &key : gemvs)
+  for (const ProjectionKey &key : projections) {
     want(getGemvName(key), [&] { return gemvKernel(key); });
+    want(getGemmName(key), [&] { return gemmKernel(key); });
+  }
   if (text.empty())
     return success();
   std::string source = "gpu.module @kvc_kernels_new {\n" + text + "}\n";

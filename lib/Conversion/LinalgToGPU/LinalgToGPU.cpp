@@ -799,21 +799,25 @@ struct ConvertLinalgToKVCGPUPass
           matmuls.push_back({op, *m});
       });
     });
-    // The runtime runs batch-1 projections of f16/bf16 with kvc's own kernel
-    // where cuBLASLt is slow; the kernel library gets one per type pair.
-    SmallVector<kernels::GemvKey> gemvs;
+    // The runtime runs projections of f16/bf16 with few rows (decode steps)
+    // with kvc's own kernels where cuBLASLt is slow; the kernel library gets
+    // them for each type pair.
+    SmallVector<kernels::ProjectionKey> projections;
     for (auto &[op, m] : matmuls) {
       Type in = cast<MemRefType>(m.x.getType()).getElementType();
       Type out = lowerMatmul(op, m);
-      kernels::GemvKey key{static_cast<kernels::ElementType>(typeCode(in)),
-                           static_cast<kernels::ElementType>(typeCode(out))};
-      if (!in.isF32() && llvm::none_of(gemvs, [&](kernels::GemvKey k) {
+      kernels::ProjectionKey key{
+          static_cast<kernels::ElementType>(typeCode(in)),
+          static_cast<kernels::ElementType>(typeCode(out))};
+      if (!in.isF32() &&
+          llvm::none_of(projections, [&](kernels::ProjectionKey k) {
             return k.inputType == key.inputType &&
                    k.outputType == key.outputType;
           }))
-        gemvs.push_back(key);
+        projections.push_back(key);
     }
-    if (!gemvs.empty() && failed(kernels::addKernels(module, {}, gemvs)))
+    if (!projections.empty() &&
+        failed(kernels::addKernels(module, {}, projections)))
       return signalPassFailure();
 
     // A reduction's output filled right before starts from the fill's value
