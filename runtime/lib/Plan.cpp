@@ -90,29 +90,11 @@ std::string checkShapes(int64_t headDim, int64_t group) {
   return "";
 }
 
-std::string projectionKernel(int64_t m, int64_t k, DType type,
-                             DType outType) {
-  if (type == DType::F32 || m < 1 || m > kGemmMaxRows || k % kVectorWidth)
+std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
+                       DType outType) {
+  if (type == DType::F32 || m != 1 || k % 8)
     return "";
-  return std::string(m == 1 ? "kvc_gemv_" : "kvc_gemm_") + name(type) + "_" +
-         name(outType);
-}
-
-ProjectionPlan planProjection(int64_t m, int64_t n, int64_t k) {
-  ProjectionPlan plan;
-  if (m == 1) {
-    plan.grid = {ceilDiv(n, kBlockSize / 32), 1, 1};
-    return plan;
-  }
-  int64_t tiles = ceilDiv(m, kGemmRows) * ceilDiv(n, kGemmCols);
-  int64_t steps = ceilDiv(k, kGemmStep);
-  int64_t stepsPerSplit = 1;
-  if (tiles * steps > kGemmMaxSplitBlocks)
-    stepsPerSplit = steps;
-  plan.kSplit = stepsPerSplit * kGemmStep;
-  plan.grid = {ceilDiv(n, kGemmCols), ceilDiv(steps, stepsPerSplit),
-               ceilDiv(m, kGemmRows)};
-  return plan;
+  return std::string("kvc_gemv_") + name(type) + "_" + name(outType);
 }
 
 std::string argmaxKernel(DType type) {

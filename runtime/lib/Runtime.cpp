@@ -105,19 +105,6 @@ std::unique_ptr<Device> Device::open(int ordinal, const void *cubin,
         !d.check(cuMemsetD32(status, 0, 1), "cuMemsetD32", ""))
       return false;
     d.status_ = status;
-    // kvc_gemm's split-k workspace: partial tiles and zeroed tile counters
-    // (the kernel leaves them zero).
-    CUdeviceptr partial, count;
-    if (!d.check(cuMemAlloc(&partial, kGemmMaxSplitBlocks * kGemmRows *
-                                          kGemmCols * sizeof(float)),
-                 "cuMemAlloc", "") ||
-        !d.check(cuMemAlloc(&count, kGemmMaxSplitBlocks * sizeof(int32_t)),
-                 "cuMemAlloc", "") ||
-        !d.check(cuMemsetD32(count, 0, kGemmMaxSplitBlocks), "cuMemsetD32",
-                 ""))
-      return false;
-    d.gemmPartial_ = partial;
-    d.gemmCount_ = count;
     const char *programmatic = std::getenv("KVC_PROGRAMMATIC_LAUNCH");
     d.programmatic_ = !programmatic || std::strcmp(programmatic, "0") != 0;
     return true;
@@ -146,10 +133,6 @@ Device::~Device() {
     cuMemFree(workspace_);
   if (status_)
     cuMemFree(status_);
-  if (gemmPartial_)
-    cuMemFree(gemmPartial_);
-  if (gemmCount_)
-    cuMemFree(gemmCount_);
   if (module_)
     cuModuleUnload(static_cast<CUmodule>(module_));
   cuDevicePrimaryCtxRelease(device_);
@@ -469,28 +452,22 @@ bool Device::hasKernel(const std::string &name) {
   return true;
 }
 
-bool Device::projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
-                        int64_t n, int64_t k, DType type, DType outType,
-                        bool *done) {
-  std::string kernel = projectionKernel(m, k, type, outType);
+bool Device::gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
+                  int64_t n, int64_t k, DType type, DType outType,
+                  bool *done) {
+  std::string kernel = gemvKernel(m, n, k, type, outType);
   *done = !kernel.empty() && (x | w) % 16 == 0 && hasKernel(kernel);
   if (!*done)
     return true;
-  ProjectionPlan plan = planProjection(m, n, k);
   Args args;
-  args.memref(x, m * k);
+  args.memref(x, k);
   args.memref(w, n * k);
-  args.memref(out, m * n);
-  if (m > 1) {
-    args.memref(gemmPartial_, kGemmMaxSplitBlocks * kGemmRows * kGemmCols);
-    args.memref(gemmCount_, kGemmMaxSplitBlocks);
-    args.index(m);
-  }
+  args.memref(out, n);
   args.index(n);
   args.index(k);
-  if (m > 1)
-    args.index(plan.kSplit);
-  return launch(kernel, plan.grid, args.data());
+  // A row of w per warp.
+  return launch(kernel, {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
+                args.data());
 }
 
 bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,

@@ -95,38 +95,6 @@ TEST(PlanAppend, OneThreadPerSixteenBytes) {
   EXPECT_EQ(grid.y, 2);
 }
 
-TEST(PlanProjection, DecodeStepsTakeKvcKernels) {
-  EXPECT_EQ(projectionKernel(1, 2048, DType::BF16, DType::F32),
-            "kvc_gemv_bf16_f32");
-  EXPECT_EQ(projectionKernel(16, 2048, DType::F16, DType::F16),
-            "kvc_gemm_f16_f16");
-  EXPECT_EQ(projectionKernel(kGemmMaxRows, 24, DType::BF16, DType::BF16),
-            "kvc_gemm_bf16_bf16");
-  EXPECT_EQ(projectionKernel(2, 24, DType::BF16, DType::BF16),
-            "kvc_gemm_bf16_bf16");
-  // Prefill, f32 and k not a multiple of 8 go to cuBLASLt.
-  EXPECT_EQ(projectionKernel(kGemmMaxRows + 1, 2048, DType::BF16, DType::F32),
-            "");
-  EXPECT_EQ(projectionKernel(16, 2048, DType::F32, DType::F32), "");
-  EXPECT_EQ(projectionKernel(1, 2044, DType::BF16, DType::F32), "");
-  ProjectionPlan gemv = planProjection(1, 2050, 2048);
-  EXPECT_EQ(gemv.grid.x, (2050 + 3) / 4);
-  // 2560 x 2048 at 16 rows: 160 tiles, k in 4 steps of 512 (640 blocks).
-  ProjectionPlan qkv = planProjection(16, 2560, 2048);
-  EXPECT_EQ(qkv.grid.x, 160);
-  EXPECT_EQ(qkv.grid.y, 4);
-  EXPECT_EQ(qkv.grid.z, 1);
-  EXPECT_EQ(qkv.kSplit, kGemmStep);
-  // 5632 is 11 steps, the last one short.
-  ProjectionPlan down = planProjection(9, 2048, 5632);
-  EXPECT_EQ(down.grid.y, 11);
-  EXPECT_EQ(down.kSplit, kGemmStep);
-  // Past the workspace: k unsplit.
-  ProjectionPlan huge = planProjection(16, 256000, 2048);
-  EXPECT_EQ(huge.grid.y, 1);
-  EXPECT_GE(huge.kSplit, 2048);
-}
-
 TEST(Shapes, HeadDimsAndGroups) {
   EXPECT_EQ(checkShapes(64, 4), "");
   EXPECT_EQ(checkShapes(128, 32), "");

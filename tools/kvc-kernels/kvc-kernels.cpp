@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
   if (types.empty())
     types = {"bf16", "f16", "f32"};
   std::vector<kvc::kernels::KernelKey> keys;
-  std::vector<kvc::kernels::ProjectionKey> projections;
+  std::vector<kvc::kernels::GemvKey> gemvs;
   for (const std::string &name : types) {
     std::optional<kvc::kernels::ElementType> type;
     for (auto candidate : {kvc::kernels::ElementType::F16,
@@ -70,17 +70,17 @@ int main(int argc, char **argv) {
     for (int64_t d : dims)
       for (int64_t g : gs)
         keys.push_back({d, g, *type});
-    // Decode-step projections, to f32 and to the input type.
+    // Batch-1 projections, to f32 and to the input type.
     if (*type != kvc::kernels::ElementType::F32)
       for (auto out : {kvc::kernels::ElementType::F32, *type})
-        projections.push_back({*type, out});
+        gemvs.push_back({*type, out});
   }
 
   DialectRegistry registry;
   kvc::registerAllDialects(registry);
   MLIRContext context(registry);
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
-  if (failed(kvc::kernels::addKernels(*module, keys, projections)))
+  if (failed(kvc::kernels::addKernels(*module, keys, gemvs)))
     return 1;
 
   std::string error;

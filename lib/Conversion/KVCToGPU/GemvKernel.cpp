@@ -26,7 +26,7 @@ namespace {
 constexpr int64_t kLoads = 8;
 } // namespace
 
-std::string gemvKernel(const ProjectionKey &key) {
+std::string gemvKernel(const GemvKey &key) {
   Writer w(key.inputType);
   const std::string in = memrefOf(key.inputType),
                     out = memrefOf(key.outputType), vf = "vector<8xf32>",

@@ -192,15 +192,14 @@ inline RowState merge(Writer &w, const RowState &state, const RowState &other) {
 }
 
 /// The generators (CacheKernels.cpp, DecodeKernels.cpp, PrefillKernel.cpp,
-/// GemvKernel.cpp, GemmKernel.cpp).
+/// GemvKernel.cpp).
 std::string appendKernel(const KernelKey &key, bool rotary);
 std::string setLengthsKernel();
 std::string argmaxKernel(ElementType type);
 std::string decodeSplitKernel(const KernelKey &key, bool single);
 std::string decodeCombineKernel(const KernelKey &key);
 std::string prefillKernel(const KernelKey &key);
-std::string gemvKernel(const ProjectionKey &key);
-std::string gemmKernel(const ProjectionKey &key);
+std::string gemvKernel(const GemvKey &key);
 
 } // namespace mlir::kvc::kernels::detail
 

@@ -53,13 +53,8 @@ std::string mlir::kvc::kernels::getAppendRotaryName(const KernelKey &key) {
 
 std::string mlir::kvc::kernels::getSetLengthsName() { return "kvc_set_lengths"; }
 
-std::string mlir::kvc::kernels::getGemvName(const ProjectionKey &key) {
+std::string mlir::kvc::kernels::getGemvName(const GemvKey &key) {
   return ("kvc_gemv_" + getName(key.inputType) + "_" + getName(key.outputType))
-      .str();
-}
-
-std::string mlir::kvc::kernels::getGemmName(const ProjectionKey &key) {
-  return ("kvc_gemm_" + getName(key.inputType) + "_" + getName(key.outputType))
       .str();
 }
 
@@ -89,7 +84,7 @@ std::string mlir::kvc::kernels::getDecodeCombineName(const KernelKey &key) {
 
 LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
                                          ArrayRef<KernelKey> keys,
-                                         ArrayRef<ProjectionKey> projections) {
+                                         ArrayRef<GemvKey> gemvs) {
   MLIRContext *context = module.getContext();
   context->loadDialect<::mlir::gpu::GPUDialect, ::mlir::NVVM::NVVMDialect>();
   OpBuilder builder(context);
@@ -130,10 +125,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
     if (key.elementType != ElementType::F32)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
   }
-  for (const ProjectionKey &key : projections) {
+  for (const GemvKey &key : gemvs)
     want(getGemvName(key), [&] { return gemvKernel(key); });
-    want(getGemmName(key), [&] { return gemmKernel(key); });
-  }
   if (text.empty())
     return success();
   std::string source = "gpu.module @kvc_kernels_new {\n" + text + "}\n";

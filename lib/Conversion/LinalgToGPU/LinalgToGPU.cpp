@@ -799,25 +799,21 @@ struct ConvertLinalgToKVCGPUPass
           matmuls.push_back({op, *m});
       });
     });
-    // The runtime runs projections of f16/bf16 with few rows (decode steps)
-    // with kvc's own kernels where cuBLASLt is slow; the kernel library gets
-    // them for each type pair.
-    SmallVector<kernels::ProjectionKey> projections;
+    // The runtime runs batch-1 projections of f16/bf16 with kvc's own kernel
+    // where cuBLASLt is slow; the kernel library gets one per type pair.
+    SmallVector<kernels::GemvKey> gemvs;
     for (auto &[op, m] : matmuls) {
       Type in = cast<MemRefType>(m.x.getType()).getElementType();
       Type out = lowerMatmul(op, m);
-      kernels::ProjectionKey key{
-          static_cast<kernels::ElementType>(typeCode(in)),
-          static_cast<kernels::ElementType>(typeCode(out))};
-      if (!in.isF32() &&
-          llvm::none_of(projections, [&](kernels::ProjectionKey k) {
+      kernels::GemvKey key{static_cast<kernels::ElementType>(typeCode(in)),
+                           static_cast<kernels::ElementType>(typeCode(out))};
+      if (!in.isF32() && llvm::none_of(gemvs, [&](kernels::GemvKey k) {
             return k.inputType == key.inputType &&
                    k.outputType == key.outputType;
           }))
-        projections.push_back(key);
+        gemvs.push_back(key);
     }
-    if (!projections.empty() &&
-        failed(kernels::addKernels(module, {}, projections)))
+    if (!gemvs.empty() && failed(kernels::addKernels(module, {}, gemvs)))
       return signalPassFailure();
 
     // A reduction's output filled right before starts from the fill's value

@@ -1,6 +1,5 @@
 # Tests the runtime's projections (row-major x times w transposed, as
-# compiled models call them: kvc_gemv for one row of f16/bf16, kvc_gemm
-# for 2 to 16 rows (k split into steps, the last block of a tile adding them),
+# compiled models call them: kvc_gemv for one row of f16/bf16,
 # cuBLASLt otherwise) and greedy argmax (kvc_argmax) against torch: rows 1
 # to 64, TinyLlama's shapes and odd ones (k a multiple of 8 but not of 256,
 # n not a multiple of 8), bf16/f16 to f32 and to themselves, f32; argmax on

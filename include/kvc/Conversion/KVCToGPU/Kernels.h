@@ -32,8 +32,8 @@ struct KernelKey {
   ElementType elementType;
 };
 
-/// One specialization of the projection kernels (kvc_gemv, kvc_gemm).
-struct ProjectionKey {
+/// One specialization of the one-row projection kernel.
+struct GemvKey {
   ElementType inputType;    // of x and w: f16 or bf16
   ElementType outputType;   // of out: f32 or the input type
 };
@@ -91,22 +91,13 @@ std::string getPrefillName(const KernelKey &key);
 /// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k
 /// x[k] w[n, k] (k a multiple of 8) in f32, stored as O: a batch-1
 /// projection reading w once (the runtime picks it where cuBLASLt is slow).
-std::string getGemvName(const ProjectionKey &key);
-/// `kvc_gemm_{T}_{O}(x, w, out, partial, count, m, n, k, k_split)`: grid
-/// (ceil(n/16), ceil(k/k_split), ceil(m/16)); out[m, n] = sum_k x[m, k]
-/// w[n, k] (k a multiple of 8) on the tensor cores, f32 accumulation,
-/// stored as O: the projections of a batched decode step, reading w once.
-/// Blocks split k in ranges of k_split (a multiple of 512); with more than
-/// one, `partial` holds a 16 x 16 f32 tile per block and `count` (zero, and
-/// left zero) one counter per output tile.
-std::string getGemmName(const ProjectionKey &key);
+std::string getGemvName(const GemvKey &key);
 
 /// Appends the kernels of `keys` (every kernel a decode through that key
-/// needs) and the projection kernels of `projections` to a
-/// `gpu.module @kvc_kernels`
+/// needs) and the projection kernels `gemvs` to a `gpu.module @kvc_kernels`
 /// in `module`, creating it if needed and skipping kernels already there.
 LogicalResult addKernels(ModuleOp module, llvm::ArrayRef<KernelKey> keys,
-                         llvm::ArrayRef<ProjectionKey> projections = {});
+                         llvm::ArrayRef<GemvKey> gemvs = {});
 
 } // namespace mlir::kvc::kernels
 

@@ -77,27 +77,12 @@ std::string decodeCombineKernel(int64_t headDim, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);
-/// Rows of x up to which kvc's tensor-core projection kernel runs (the
-/// rows of a batched decode step); longer inputs (prefill) go to cuBLASLt.
-constexpr int64_t kGemmMaxRows = 16;
-/// kvc_gemm's block: 16 rows of x by 16 rows of w, 512 of k per step.
-constexpr int64_t kGemmRows = 16, kGemmCols = 16, kGemmStep = 512;
-/// Blocks of one kvc_gemm launch that split k: its workspace holds a
-/// 16 x 16 f32 tile for each, and a counter for each output tile.
-constexpr int64_t kGemmMaxSplitBlocks = 16384;
-/// kvc's projection kernel for `m` rows of f16/bf16 with k a multiple of 8:
-/// kvc_gemv_{T}_{O} for one row, kvc_gemm_{T}_{O} for up to kGemmMaxRows.
-/// Both start reading w before the kernels ahead of them finish
-/// (programmatic dependent launch), which cuBLASLt cannot. Else "".
-std::string projectionKernel(int64_t m, int64_t k, DType type, DType outType);
-struct ProjectionPlan {
-  Grid grid;
-  int64_t kSplit = 0; // kvc_gemm: k per block (grid.y blocks split k)
-};
-/// The launch: a row of w per warp (gemv); a block per 16 x 16 output tile
-/// and step of k (gemm: short blocks, many in flight, no long last wave),
-/// fewer splits only where the workspace would overflow.
-ProjectionPlan planProjection(int64_t m, int64_t n, int64_t k);
+/// kvc's one-row projection kernel (kvc_gemv_{T}_{O}) for one row of
+/// f16/bf16 with k a multiple of 8: it starts reading w before the kernels
+/// ahead of it finish (programmatic dependent launch), which cuBLASLt
+/// cannot; else "".
+std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
+                       DType outType);
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 

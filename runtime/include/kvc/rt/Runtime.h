@@ -116,8 +116,7 @@ public:
   void deallocate(DevicePtr ptr);
   /// `out[m, n] = sum_k x[m, k] w[n, k]`, row-major (w as Hugging Face
   /// stores projections), f32 accumulation; `out` is of `outType` (`type`
-  /// or f32). Through kvc_gemv or kvc_gemm where projectionKernel() says
-  /// (decode steps), else cuBLASLt.
+  /// or f32). Through cuBLASLt, or kvc_gemv where gemvKernel() says.
   bool matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
               int64_t k, DType type, DType outType);
   /// `out[r]` = the index of the largest of the `vocab` logits of row r (the
@@ -160,10 +159,10 @@ private:
 
   /// `kernel` is in the library (no error if not).
   bool hasKernel(const std::string &kernel);
-  /// A decode step's projection through kvc's kernels; `done` is false
-  /// (and nothing launched) where they do not apply.
-  bool projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
-                  int64_t n, int64_t k, DType type, DType outType, bool *done);
+  /// A batch-1 projection through kvc's kernel; `done` is false (and
+  /// nothing launched) where it does not apply.
+  bool gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
+            int64_t k, DType type, DType outType, bool *done);
   bool prefillAttentionF32(DevicePtr query, DevicePtr key, DevicePtr value,
                            DevicePtr out, int64_t batch, int64_t qHeads,
                            int64_t kvHeads, int64_t seq, int64_t headDim,
@@ -178,7 +177,6 @@ private:
   int device_ = 0, multiprocessors_ = 0;
   bool programmatic_ = true;
   DevicePtr status_ = 0, workspace_ = 0;
-  DevicePtr gemmPartial_ = 0, gemmCount_ = 0; // kvc_gemm's split-k state
   int64_t workspaceBytes_ = 0;
   std::map<std::string, void *> functions_;
   std::map<std::string, int64_t> residents_;
