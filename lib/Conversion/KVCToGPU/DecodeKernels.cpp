@@ -185,6 +185,9 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
   return w.finish(header, before + loopHeader + loopBody + "    }\n" + after);
 }
 
+/// Splits each combine thread loads per step.
+constexpr int64_t kCombineLoads = 8;
+
 std::string decodeCombineKernel(const KernelKey &key) {
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
@@ -211,10 +214,11 @@ std::string decodeCombineKernel(const KernelKey &key) {
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
   std::string base = w.mul(row, "%num_splits");
   std::string before = w.takeBody();
-  // Each thread merges kUnroll of its splits per step, loads first.
+  // Each thread merges kCombineLoads of its splits per step, loads first
+  // (64 splits, one L2 round trip), then as a tree.
   RowState state = {"%m", "%l", "%a"};
   std::vector<RowState> loaded;
-  for (int64_t u = 0; u < kUnroll; ++u) {
+  for (int64_t u = 0; u < kCombineLoads; ++u) {
     std::string split = w.add("%sp", w.index(u * sides));
     std::string valid = w.cmp("ult", split, "%num_splits");
     std::string entry =
@@ -229,12 +233,19 @@ std::string decodeCombineKernel(const KernelKey &key) {
                       w.select(valid, o.sum, zero, "f32"),
                       w.select(valid, o.acc, zeros, vf)});
   }
-  for (const RowState &o : loaded)
-    state = merge(w, state, o);
+  while (loaded.size() > 1) {
+    std::vector<RowState> level;
+    for (size_t i = 0; i + 1 < loaded.size(); i += 2)
+      level.push_back(merge(w, loaded[i], loaded[i + 1]));
+    if (loaded.size() % 2)
+      level.push_back(loaded.back());
+    loaded = level;
+  }
+  state = merge(w, state, loaded.front());
   w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
          " : f32, f32, " + vf);
   std::string loop = "    %st:3 = scf.for %sp = " + side + " to %num_splits step " +
-                     w.index(sides * kUnroll) + " iter_args(%m = " + minusInf +
+                     w.index(sides * kCombineLoads) + " iter_args(%m = " + minusInf +
                      ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
                      vf + ") {\n" + w.takeBody() + "    }\n";
   w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +
