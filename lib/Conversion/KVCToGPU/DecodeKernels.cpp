@@ -22,6 +22,9 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
   const int64_t d = key.headDim, g = key.group, q = getQueriesPerBlock(g);
   const int64_t lanes = d / kVectorWidth, slots = kWarp / lanes;
   const std::string vf = "vector<8xf32>";
+  // 128 registers, 4 blocks per SM, without spills for 16-bit caches
+  // (ptxas alone takes 141-144; f32 caches would spill).
+  const char *occupancy = ", nvvm.minctasm = 4 : i32";
   std::string header =
       "  gpu.func @" + getDecodeSplitName(key, single) + "(%q: " + m +
       ", %k: " + m +
@@ -34,7 +37,9 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
       "xf32, #gpu.address_space<workgroup>>, %sacc: memref<" +
       std::to_string(kWarps * q * d) +
       "xf32, #gpu.address_space<workgroup>>) kernel attributes "
-      "{known_block_size = array<i32: 128, 1, 1>} {\n";
+      "{known_block_size = array<i32: 128, 1, 1>" +
+      std::string(key.elementType == ElementType::F32 ? "" : occupancy) +
+      "} {\n";
   std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
               b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),
               tid = w.let("gpu.thread_id x");
@@ -96,28 +101,41 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
     keys.push_back(w.loadRaw("%k", at));
     values.push_back(w.loadRaw("%v", at));
   }
-  // Online softmax key by key: widening each key as it is used keeps the
-  // live registers at 128 (4 blocks per SM); a block-of-4 update measured
-  // 168 registers, 3 blocks per SM and 2-4% less bandwidth.
+  // Online softmax over the step's rows at once: the scores of all rows
+  // first (each key widened as it is used), one rescale of the running sum
+  // and output per step instead of per row, then each value widened once
+  // for all query rows.
+  std::vector<std::vector<std::string>> scores(q);
   for (int64_t u = 0; u < unroll; ++u) {
-    std::string kf = w.widen(keys[u]), vfv = w.widen(values[u]);
-    for (RowState &s : states) {
-      size_t i = &s - states.data();
+    std::string kf = w.widen(keys[u]);
+    for (int64_t i = 0; i < q; ++i) {
       std::string dot = w.let("vector.reduction <add>, " +
                               w.fbin("mulf", queries[i], kf, vf) +
                               " : vector<8xf32> into f32");
-      std::string score = w.sumOverLanes(dot, lanes);
-      std::string mNew = w.select(valid[u], w.fbin("maximumf", s.max, score),
-                                  s.max, "f32");
-      std::string alpha = w.exp2(w.fbin("subf", s.max, mNew));
-      std::string p = w.select(valid[u], w.exp2(w.fbin("subf", score, mNew)),
-                               zero, "f32");
-      std::string sum = w.fbin("addf", w.fbin("mulf", s.sum, alpha), p);
-      std::string acc = w.let("math.fma " + vfv + ", " + w.splat(p) + ", " +
-                              w.fbin("mulf", s.acc, w.splat(alpha), vf) +
-                              " : " + vf);
-      s = {mNew, sum, acc};
+      scores[i].push_back(w.sumOverLanes(dot, lanes));
     }
+  }
+  std::vector<std::vector<std::string>> probs(q);
+  for (int64_t i = 0; i < q; ++i) {
+    RowState &s = states[i];
+    std::string mNew = s.max;
+    for (int64_t u = 0; u < unroll; ++u)
+      mNew = w.select(valid[u], w.fbin("maximumf", mNew, scores[i][u]), mNew,
+                      "f32");
+    std::string alpha = w.exp2(w.fbin("subf", s.max, mNew));
+    std::string sum = w.fbin("mulf", s.sum, alpha);
+    for (int64_t u = 0; u < unroll; ++u) {
+      probs[i].push_back(w.select(
+          valid[u], w.exp2(w.fbin("subf", scores[i][u], mNew)), zero, "f32"));
+      sum = w.fbin("addf", sum, probs[i].back());
+    }
+    s = {mNew, sum, w.fbin("mulf", s.acc, w.splat(alpha), vf)};
+  }
+  for (int64_t u = 0; u < unroll; ++u) {
+    std::string vfv = w.widen(values[u]);
+    for (int64_t i = 0; i < q; ++i)
+      states[i].acc = w.let("math.fma " + vfv + ", " + w.splat(probs[i][u]) +
+                            ", " + states[i].acc + " : " + vf);
   }
   std::string yields, yieldTypes;
   for (size_t i = 0; i < states.size(); ++i) {
