@@ -232,8 +232,9 @@ std::string decodeCombineKernel(const KernelKey &key) {
   std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
   std::string base = w.mul(row, "%num_splits");
   std::string before = w.takeBody();
-  // Each thread merges kCombineLoads of its splits per step, loads first
-  // (64 splits, one L2 round trip), then as a tree.
+  // Each thread loads kCombineLoads of its splits per step (at head dim 128
+  // a step takes 64 splits in one L2 round trip), then merges them as a
+  // tree.
   RowState state = {"%m", "%l", "%a"};
   std::vector<RowState> loaded;
   for (int64_t u = 0; u < kCombineLoads; ++u) {
@@ -262,8 +263,9 @@ std::string decodeCombineKernel(const KernelKey &key) {
   state = merge(w, state, loaded.front());
   w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
          " : f32, f32, " + vf);
-  std::string loop = "    %st:3 = scf.for %sp = " + side + " to %num_splits step " +
-                     w.index(sides * kCombineLoads) + " iter_args(%m = " + minusInf +
+  std::string loop = "    %st:3 = scf.for %sp = " + side +
+                     " to %num_splits step " + w.index(sides * kCombineLoads) +
+                     " iter_args(%m = " + minusInf +
                      ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
                      vf + ") {\n" + w.takeBody() + "    }\n";
   w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +
