@@ -4,7 +4,7 @@
 // memory, cp.async streaming of K and V.
 //
 //===----------------------------------------------------------------------===//
-#include "KernelWriter.h"
+#include "TensorCore.h"
 
 #include <array>
 #include <vector>
@@ -26,54 +26,23 @@ std::string prefillKernel(const KernelKey &key) {
   const std::string t = getName(key.elementType).str();
   const std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group;
-  const int64_t tile = 64, stride = d + 8; // padded rows: no bank conflicts
+  const int64_t tile = 64;
   const int64_t kSteps = d / 16, dTiles = d / 8, keyTiles = tile / 8;
-  const bool bf16 = key.elementType == ElementType::BF16;
-  const std::string smemType = "memref<" + std::to_string(tile) + "x" +
-                               std::to_string(stride) + "x" + t +
-                               ", #gpu.address_space<workgroup>>";
-  const std::string frag4 = "vector<4x2x" + t + ">", pair = "vector<2x" + t + ">";
-  // An mma operand register: two 16-bit values, as nvvm.mma.sync takes them.
-  const std::string operand = bf16 ? "i32" : pair;
+  TensorCore core(w, tile, d);
+  const std::string &smemType = core.smemType, &pair = core.pair;
   std::string header =
       "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m + ", %out: " + m +
       ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
       ", %sv: " + smemType +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
-  // Four operand registers of one ldmatrix x4.
   auto ldmatrix = [&](StringRef smem, StringRef row, StringRef col,
                       bool transpose) {
-    std::string frag = w.let("nvgpu.ldmatrix " + smem.str() + "[" + row.str() +
-                             ", " + col.str() + "] {numTiles = 4 : i32, "
-                             "transpose = " +
-                             (transpose ? "true" : "false") + "} : " +
-                             smemType + " -> " + frag4);
-    std::array<std::string, 4> regs;
-    for (int64_t r = 0; r < 4; ++r) {
-      regs[r] = w.let("vector.extract " + frag + "[" + std::to_string(r) +
-                      "] : " + pair + " from " + frag4);
-      if (bf16)
-        regs[r] = w.let("llvm.bitcast " + regs[r] + " : " + pair + " to i32");
-    }
-    return regs;
+    return core.ldmatrix(smem, row, col, transpose);
   };
-  // acc += a * b on one 16x8 tile; accumulators are 4 f32 scalars.
   auto mma = [&](const std::array<std::string, 4> &a, StringRef b0,
                  StringRef b1, std::array<std::string, 4> &acc) {
-    std::string types = bf16 ? "multiplicandAPtxType = #nvvm.mma_type<bf16>, "
-                               "multiplicandBPtxType = #nvvm.mma_type<bf16>, "
-                             : "";
-    std::string r = w.let(
-        "nvvm.mma.sync A[" + a[0] + ", " + a[1] + ", " + a[2] + ", " + a[3] +
-        "] B[" + b0.str() + ", " + b1.str() + "] C[" + acc[0] + ", " + acc[1] +
-        ", " + acc[2] + ", " + acc[3] + "] {layoutA = #nvvm.mma_layout<row>, "
-        "layoutB = #nvvm.mma_layout<col>, " + types +
-        "shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (" + operand + ", " +
-        operand + ", f32) -> !llvm.struct<(f32, f32, f32, f32)>");
-    for (int64_t e = 0; e < 4; ++e)
-      acc[e] = w.let("llvm.extractvalue " + r + "[" + std::to_string(e) +
-                     "] : !llvm.struct<(f32, f32, f32, f32)>");
+    core.mma(a, b0, b1, acc);
   };
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
@@ -91,32 +60,9 @@ std::string prefillKernel(const KernelKey &key) {
       w.mul(w.mul(w.add(w.mul(b, nkv), hk), "%seq"), w.index(d));
   std::string m0 = w.mul(bx, w.index(tile));
   std::string last = w.let("arith.subi %seq, " + w.index(1) + " : index");
-  // Copies rows [first, first + 64) of a [seq, D] matrix into shared memory,
-  // 16 bytes a thread at a time, with cp.async when `async`; rows past the
-  // end repeat the last row. Returns the cp.async group.
   auto stage = [&](StringRef src, StringRef base, StringRef first,
                    StringRef dst, bool async) {
-    std::string tokens;
-    for (int64_t chunk = 0; chunk < tile * d / kVectorWidth / kBlockSize;
-         ++chunk) {
-      std::string idx = w.add(w.index(chunk * kBlockSize), tid);
-      std::string row = w.div(idx, w.index(d / kVectorWidth));
-      std::string col = w.mul(w.rem(idx, w.index(d / kVectorWidth)),
-                              w.index(kVectorWidth));
-      std::string srcRow = w.min(w.add(first, row), last);
-      std::string at = w.add(base, w.add(w.mul(srcRow, w.index(d)), col));
-      if (async) {
-        std::string token = w.let("nvgpu.device_async_copy " + src.str() + "[" +
-                                  at + "], " + dst.str() + "[" + row + ", " +
-                                  col + "], 8 : " + m + " to " + smemType);
-        tokens += (tokens.empty() ? "" : ", ") + token;
-      } else {
-        w.line("vector.store " + w.loadRaw(src, at) + ", " + dst.str() + "[" +
-               row + ", " + col + "] : " + smemType + ", vector<8x" + t + ">");
-      }
-    }
-    return async ? w.let("nvgpu.device_async_create_group " + tokens)
-                 : std::string();
+    return core.stage(src, base, first, last, dst, tid, async);
   };
   // ldmatrix row addresses: lane l names row l%8 of 8x8 matrix l/8.
   std::string mat = w.div(lane, w.index(8)), matRow = w.rem(lane, w.index(8));
@@ -209,17 +155,11 @@ std::string prefillKernel(const KernelKey &key) {
       for (int64_t half = 0; half < 2; ++half) {
         std::array<std::string, 2> x;
         for (int64_t e = 0; e < 2; ++e) {
-          std::string p =
-              w.exp2(w.fbin("subf", sv[nt][2 * half + e], half ? mB : mA));
+          x[e] = w.exp2(w.fbin("subf", sv[nt][2 * half + e], half ? mB : mA));
           std::string &l = half ? lB : lA;
-          l = w.fbin("addf", l, p);
-          x[e] = w.let("arith.truncf " + p + " : f32 to " + t);
+          l = w.fbin("addf", l, x[e]);
         }
-        pRegs[nt][half] = w.let("vector.from_elements " + x[0] + ", " + x[1] +
-                                " : " + pair);
-        if (bf16)
-          pRegs[nt][half] = w.let("llvm.bitcast " + pRegs[nt][half] + " : " +
-                                  pair + " to i32");
+        pRegs[nt][half] = core.operandOf(x[0], x[1]);
       }
     w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
     w.line("gpu.barrier");
