@@ -28,13 +28,11 @@ int64_t splitRows(int64_t headDim) {
   return std::max<int64_t>(1, kBlockSize * kVectorWidth / headDim);
 }
 
-DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
-                      int64_t rows, int64_t headDim, int64_t maxKeys,
-                      int64_t slots) {
-  DecodePlan plan;
-  slots = std::max<int64_t>(1, slots);
-  int64_t chunks = group * rows / queriesPerBlock(group);
-  int64_t blocks = batch * kvHeads * chunks;
+/// Splits of `maxKeys` rows (multiples of kMinSplitRows) for `blocks`
+/// blocks per split on `slots`: the count whose blocks fill their last wave
+/// best, the fewest on a tie.
+static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
+                         int64_t slots) {
   int64_t most = std::max<int64_t>(1, maxKeys / kMinSplitRows);
   // Fill at most four waves: past that more splits only add combine work.
   most = std::min(most, std::max<int64_t>(1, ceilDiv(4 * slots, blocks)));
@@ -60,17 +58,52 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
     plan.splits = 1;
     plan.splitLen = std::max<int64_t>(1, maxKeys);
   }
+}
+
+/// The grids and workspace of `plan` for `queryRows` rows, `chunks` blocks
+/// per kv head and `partialsPerSplit` partial results per split block.
+static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
+                       int64_t chunks, int64_t queryRows, int64_t headDim,
+                       int64_t partialsPerSplit) {
+  plan.partials = plan.splits * partialsPerSplit;
+  plan.split = {plan.splits, kvHeads * chunks, batch};
+  plan.combine = {queryRows, 1, 1};
+  plan.partialOut = queryRows * plan.partials * headDim;
+  plan.partialMaxSum = queryRows * plan.partials * 2;
+}
+
+DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
+                      int64_t rows, int64_t headDim, int64_t maxKeys,
+                      int64_t slots) {
+  DecodePlan plan;
+  slots = std::max<int64_t>(1, slots);
+  int64_t chunks = group * rows / queriesPerBlock(group);
+  int64_t blocks = batch * kvHeads * chunks;
+  chooseSplits(plan, blocks, maxKeys, slots);
   int64_t steps = ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
   if (blocks * steps <= slots) {
     plan.single = true;
     plan.splits = steps;
     plan.splitLen = splitRows(headDim);
   }
-  plan.split = {plan.splits, kvHeads * chunks, batch};
-  int64_t queryRows = batch * kvHeads * group * rows;
-  plan.combine = {queryRows, 1, 1};
-  plan.partialOut = queryRows * plan.splits * headDim;
-  plan.partialMaxSum = queryRows * plan.splits * 2;
+  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
+             headDim, 1);
+  return plan;
+}
+
+bool useDecodeMma(int64_t group, int64_t rows, DType type) {
+  return type != DType::F32 && group * rows > queriesPerBlock(group);
+}
+
+DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
+                         int64_t rows, int64_t headDim, int64_t maxKeys,
+                         int64_t slots) {
+  DecodePlan plan;
+  slots = std::max<int64_t>(1, slots);
+  int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
+  chooseSplits(plan, batch * kvHeads * chunks, maxKeys, slots);
+  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
+             headDim, kMmaWarps);
   return plan;
 }
 
@@ -112,6 +145,11 @@ std::string appendRotaryKernel(int64_t headDim, DType type) {
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type,
                               bool single) {
   return std::string(single ? "kvc_decode_split1_d" : "kvc_decode_split_d") + std::to_string(headDim) + "_g" +
+         std::to_string(group) + "_" + name(type);
+}
+
+std::string decodeMmaKernel(int64_t headDim, int64_t group, DType type) {
+  return "kvc_decode_mma_d" + std::to_string(headDim) + "_g" +
          std::to_string(group) + "_" + name(type);
 }
 

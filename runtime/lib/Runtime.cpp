@@ -346,11 +346,20 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                 " query rows per sequence; at least one is needed");
   maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
   std::string split = decodeSplitKernel(c.headDim, group, c.type);
+  std::string mma = decodeMmaKernel(c.headDim, group, c.type);
+  bool tensorCores = useDecodeMma(group, rows, c.type) && hasKernel(mma);
+  if (tensorCores)
+    split = mma;
   int64_t resident = 0;
   if (!residentBlocks(split, &resident))
     return false;
-  DecodePlan plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
+  DecodePlan plan =
+      tensorCores ? planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim,
+                                  maxKeys, resident * multiprocessors_)
+                  : planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
                                maxKeys, resident * multiprocessors_);
+  if (plan.single)
+    split = decodeSplitKernel(c.headDim, group, c.type, true);
   if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
     return false;
   DevicePtr partialOut = workspace_;
@@ -368,17 +377,15 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.index(rows);
   args.index(c.capacity);
   args.index(plan.splitLen);
-  args.index(plan.splits);
+  args.index(plan.partials);
   args.f32(scale);
-  if (!launch(plan.single ? decodeSplitKernel(c.headDim, group, c.type, true)
-                          : split,
-              plan.split, args.data()))
+  if (!launch(split, plan.split, args.data()))
     return false;
   Args combine;
   combine.memref(partialOut, plan.partialOut);
   combine.memref(partialMaxSum, plan.partialMaxSum);
   combine.memref(out, queryElements);
-  combine.index(plan.splits);
+  combine.index(plan.partials);
   combine.index(qHeads);
   combine.index(rows);
   combine.index(headsLast ? 1 : 0);

@@ -19,6 +19,7 @@
 // MLIR-DAG: gpu.func @kvc_decode_split1_d128_g4_bf16(
 // MLIR-DAG: gpu.func @kvc_prefill_d128_g4_bf16(
 // MLIR-DAG: gpu.func @kvc_decode_combine_d128_bf16(
+// MLIR-DAG: gpu.func @kvc_decode_mma_d128_g4_bf16(
 
 // NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f16(
 // NAMES-DAG: gpu.func @kvc_decode_split_d64_g32_f32(
@@ -27,12 +28,18 @@
 // NAMES-DAG: gpu.func @kvc_decode_combine_d64_f16(
 // RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f32 | FileCheck %s --check-prefix=F32
 // F32-NOT: gpu.func @kvc_prefill_
+// F32-NOT: gpu.func @kvc_decode_mma_
 
 // PTX: .target sm_90a
 // PTX: .entry kvc_decode_split_d128_g4_bf16(
 // PTX: ld.global.v4.b32
 // PTX: shfl.sync.bfly
 // PTX: ex2.approx
+// PTX: .entry kvc_decode_mma_d128_g4_bf16(
+// PTX: cp.async
+// PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
 // PTX: .entry kvc_prefill_d128_g4_bf16(
 // PTX: cp.async
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32

@@ -191,13 +191,14 @@ inline RowState merge(Writer &w, const RowState &state, const RowState &other) {
   return {m, sum, acc};
 }
 
-/// The generators (CacheKernels.cpp, DecodeKernels.cpp, PrefillKernel.cpp,
-/// GemvKernel.cpp).
+/// The generators (CacheKernels.cpp, DecodeKernels.cpp, DecodeMmaKernel.cpp,
+/// PrefillKernel.cpp, GemvKernel.cpp).
 std::string appendKernel(const KernelKey &key, bool rotary);
 std::string setLengthsKernel();
 std::string argmaxKernel(ElementType type);
 std::string decodeSplitKernel(const KernelKey &key, bool single);
 std::string decodeCombineKernel(const KernelKey &key);
+std::string decodeMmaKernel(const KernelKey &key);
 std::string prefillKernel(const KernelKey &key);
 std::string gemvKernel(const GemvKey &key);
 

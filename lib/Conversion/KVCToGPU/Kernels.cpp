@@ -70,6 +70,12 @@ std::string mlir::kvc::kernels::getDecodeSplitName(const KernelKey &key,
       .str();
 }
 
+std::string mlir::kvc::kernels::getDecodeMmaName(const KernelKey &key) {
+  return ("kvc_decode_mma_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
+          "_" + getName(key.elementType))
+      .str();
+}
+
 std::string mlir::kvc::kernels::getPrefillName(const KernelKey &key) {
   return ("kvc_prefill_d" + Twine(key.headDim) + "_g" + Twine(key.group) +
           "_" + getName(key.elementType))
@@ -122,8 +128,10 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
       want(getDecodeSplitName(key, single),
            [&] { return decodeSplitKernel(key, single); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
-    if (key.elementType != ElementType::F32)
+    if (key.elementType != ElementType::F32) {
+      want(getDecodeMmaName(key), [&] { return decodeMmaKernel(key); });
       want(getPrefillName(key), [&] { return prefillKernel(key); });
+    }
   }
   for (const GemvKey &key : gemvs)
     want(getGemvName(key), [&] { return gemvKernel(key); });

@@ -38,6 +38,9 @@ struct DecodePlan {
   /// (decodeSplitKernel(..., true)): splits of one block step each.
   bool single = false;
   Grid split, combine;
+  /// Partial results per query row the combine merges (the split kernels'
+  /// and the combine's num_splits).
+  int64_t partials = 1;
   /// f32 elements of the partial outputs and of the running max/sum pairs.
   int64_t partialOut = 0, partialMaxSum = 0;
 };
@@ -57,6 +60,19 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
                       int64_t slots);
 constexpr int64_t kMinSplitRows = 64;
+/// The same for the tensor-core split kernel (decodeMmaKernel, f16/bf16):
+/// a block takes up to kMmaQueryRows query rows of a kv head, and each of
+/// its kMmaWarps warps writes a partial of its own (partials = 4 * splits).
+DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
+                         int64_t rows, int64_t headDim, int64_t maxKeys,
+                         int64_t slots);
+constexpr int64_t kMmaQueryRows = 16, kMmaWarps = 4;
+/// Whether a decode takes the tensor-core split kernel: for f16/bf16 caches
+/// whose kv heads serve more query rows (group times new rows) than one
+/// block of the CUDA-core kernel takes (queriesPerBlock), which would read
+/// each key and value once per block of them. With 4 or fewer the CUDA-core
+/// kernel is faster (B1 L4096: 14.1 against 19.2 us on the H100).
+bool useDecodeMma(int64_t group, int64_t rows, DType type);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
 /// headDim).
@@ -74,6 +90,7 @@ std::string appendRotaryKernel(int64_t headDim, DType type);
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type,
                               bool single = false);
 std::string decodeCombineKernel(int64_t headDim, DType type);
+std::string decodeMmaKernel(int64_t headDim, int64_t group, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);

@@ -1,0 +1,239 @@
+//===- DecodeMmaKernel.cpp - split-KV decode attention on tensor cores ----===//
+//
+// The split kernel of flash decoding with its products on the tensor cores
+// (mma.sync m16n8k16): the query rows of a kv head (a group's heads times
+// the new rows, up to 16) are the M dimension, so a block reads each key
+// and value once for all of them. A block stages 64-row key and value
+// tiles of its split into shared memory with cp.async; warp w takes rows
+// 16w..16w+15 of each tile with its own online softmax, and writes its own
+// partial result (partial index 4 * split + w): the combine kernel merges
+// the warps as it merges the splits.
+//
+//===----------------------------------------------------------------------===//
+#include "TensorCore.h"
+
+#include <vector>
+
+using namespace mlir;
+using namespace mlir::kvc::kernels;
+
+namespace mlir::kvc::kernels::detail {
+
+std::string decodeMmaKernel(const KernelKey &key) {
+  Writer w(key.elementType);
+  const std::string m = memrefOf(key.elementType);
+  const int64_t d = key.headDim, g = key.group;
+  const int64_t tile = 64, kSteps = d / 16, dTiles = d / 8;
+  TensorCore core(w, tile, d);
+  const std::string &smemType = core.smemType;
+  std::string header =
+      "  gpu.func @" + getDecodeMmaName(key) + "(%q: " + m + ", %k: " + m +
+      ", %v: " + m +
+      ", %lengths: memref<?xi32>, %positions: memref<?xi32>, %po: "
+      "memref<?xf32>, %pml: memref<?xf32>, %rows: index, %capacity: index, "
+      "%split_len: index, %num_splits: index, %scale: f32) workgroup(%sk: " +
+      smemType + ", %sv: " + smemType +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+  std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
+              b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),
+              tid = w.let("gpu.thread_id x");
+  std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
+  std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
+  // Query rows r of a kv head: head hk * G + r % G, new row r / G.
+  std::string qRows = w.mul(w.index(g), "%rows");
+  std::string chunks = w.div(w.add(qRows, w.index(15)), w.index(16));
+  std::string hk = w.div(yid, chunks), chunk = w.rem(yid, chunks);
+  std::string kvHeads = w.div(ny, chunks);
+  std::string qHeads = w.mul(kvHeads, w.index(g));
+  std::string r0 = w.mul(chunk, w.index(16));
+  std::string lastQuery = w.let("arith.subi " + qRows + ", " + w.index(1) +
+                                " : index");
+  // Row r (clamped) of [B, Hq, rows, D] for query row r.
+  auto queryRow = [&](StringRef r) {
+    std::string rr = w.min(w.add(r0, r), lastQuery);
+    std::string head = w.add(w.mul(hk, w.index(g)), w.rem(rr, w.index(g)));
+    return w.add(w.mul(w.add(w.mul(b, qHeads), head), "%rows"),
+                 w.div(rr, w.index(g)));
+  };
+  // Keys row r sees: [start, min(start + split_len, pos + t + 1, length)).
+  std::string pos = w.loadIndex("%positions", b), len = w.loadIndex("%lengths", b);
+  std::string start = w.mul(split, "%split_len");
+  std::string splitEnd = w.add(start, "%split_len");
+  auto boundOf = [&](StringRef r) {
+    std::string t = w.div(w.min(w.add(r0, r), lastQuery), w.index(g));
+    return w.min(w.min(w.add(w.add(pos, t), w.index(1)), len), splitEnd);
+  };
+  std::string boundA = boundOf(gr), boundB = boundOf(w.add(gr, w.index(8)));
+  std::string end = boundOf(w.index(15));
+  // Rows past the end repeat the last one (row 0 if there is none: the
+  // first tile is read before the loop knows it has no rows).
+  std::string lastRow = w.let(
+      "arith.maxsi " +
+      w.let("arith.subi " + end + ", " + w.index(1) + " : index") + ", " +
+      w.index(0) + " : index");
+  std::string kvBase = w.mul(
+      w.mul(w.add(w.mul(b, kvHeads), hk), "%capacity"), w.index(d));
+  std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
+  std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
+  std::string warpKeys = w.mul(warp, w.index(16));
+
+  // The first key tile is on its way before the loop; in the loop the
+  // values stream in while S is computed, and the next keys while O is.
+  core.stage("%k", kvBase, start, lastRow, "%sk", tid, true);
+  // The 16 query rows through %sv (rows past the group repeat its last),
+  // while the first key tile is on its way, then
+  // as A operands: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows
+  // 0-7, k 8-15), (rows 8-15, k 8-15).
+  for (int64_t c = 0; c < 16 * d / kVectorWidth / kBlockSize; ++c) {
+    std::string idx = w.add(w.index(c * kBlockSize), tid);
+    std::string row = w.div(idx, w.index(d / kVectorWidth));
+    std::string col =
+        w.mul(w.rem(idx, w.index(d / kVectorWidth)), w.index(kVectorWidth));
+    std::string at = w.add(w.mul(queryRow(row), w.index(d)), col);
+    w.line("vector.store " + w.loadRaw("%q", at) + ", %sv[" + row + ", " +
+           col + "] : " + smemType + ", vector<8x" + core.t + ">");
+  }
+  w.line("gpu.barrier");
+  std::string mat = w.div(lane, w.index(8)), matRow = w.rem(lane, w.index(8));
+  std::string matLow = w.mul(w.rem(mat, w.index(2)), w.index(8));
+  std::string matHigh = w.mul(w.div(mat, w.index(2)), w.index(8));
+  std::vector<std::array<std::string, 4>> qFrag;
+  for (int64_t ks = 0; ks < kSteps; ++ks)
+    qFrag.push_back(core.ldmatrix("%sv", w.add(matLow, matRow),
+                                  w.add(w.index(ks * 16), matHigh), false));
+  w.line("gpu.barrier");
+
+  const int64_t results = dTiles * 4 + 4;
+  std::string iterArgs, iterTypes;
+  for (int64_t i = 0; i < results; ++i) {
+    std::string init = i < dTiles * 4 ? zero : i < dTiles * 4 + 2 ? minusInf
+                                                                  : zero;
+    iterArgs += (i ? ", %x" : "%x") + std::to_string(i) + " = " + init;
+    iterTypes += (i ? ", " : "") + std::string("f32");
+  }
+  w.line("%loop:" + std::to_string(results) + " = scf.for %n0 = " + start +
+         " to " + end + " step " + w.index(tile) + " iter_args(" + iterArgs +
+         ") -> (" + iterTypes + ") {");
+  std::string valuesReady =
+      core.stage("%v", kvBase, "%n0", lastRow, "%sv", tid, true);
+  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
+  w.line("gpu.barrier");
+  // S = Q K^T for the warp's 16 keys: two 8-key tiles.
+  std::array<std::array<std::string, 4>, 2> sAcc;
+  for (auto &acc : sAcc)
+    acc = {zero, zero, zero, zero};
+  for (int64_t ks = 0; ks < kSteps; ++ks) {
+    auto kf = core.ldmatrix("%sk", w.add(w.add(warpKeys, matHigh), matRow),
+                            w.add(w.index(ks * 16), matLow), false);
+    core.mma(qFrag[ks], kf[0], kf[1], sAcc[0]);
+    core.mma(qFrag[ks], kf[2], kf[3], sAcc[1]);
+  }
+  std::string ma = "%x" + std::to_string(dTiles * 4),
+              mb = "%x" + std::to_string(dTiles * 4 + 1),
+              la = "%x" + std::to_string(dTiles * 4 + 2),
+              lb = "%x" + std::to_string(dTiles * 4 + 3);
+  std::array<std::array<std::string, 4>, 2> sv, visible;
+  std::string maxA = minusInf, maxB = minusInf;
+  for (int64_t nt = 0; nt < 2; ++nt)
+    for (int64_t e = 0; e < 4; ++e) {
+      std::string col = w.add(
+          w.add("%n0", w.add(warpKeys, w.index(nt * 8 + e % 2))),
+          w.mul(tc, w.index(2)));
+      visible[nt][e] = w.cmp("ult", col, e < 2 ? boundA : boundB);
+      sv[nt][e] = w.select(visible[nt][e],
+                           w.fbin("mulf", sAcc[nt][e], scale2), minusInf,
+                           "f32");
+      std::string &mx = e < 2 ? maxA : maxB;
+      mx = w.fbin("maximumf", mx, sv[nt][e]);
+    }
+  for (int64_t off : {1, 2}) {
+    maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
+    maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
+  }
+  std::string mA = w.fbin("maximumf", ma, maxA);
+  std::string mB = w.fbin("maximumf", mb, maxB);
+  std::string alphaA = w.exp2(w.fbin("subf", ma, mA));
+  std::string alphaB = w.exp2(w.fbin("subf", mb, mB));
+  std::string lA = w.fbin("mulf", la, alphaA);
+  std::string lB = w.fbin("mulf", lb, alphaB);
+  // P as A operands: (row g, keys 2t..2t+1) and (row g+8, ...) of each
+  // 8-key tile; invisible keys weigh zero.
+  std::array<std::array<std::string, 2>, 2> pRegs;
+  for (int64_t nt = 0; nt < 2; ++nt)
+    for (int64_t half = 0; half < 2; ++half) {
+      std::array<std::string, 2> p;
+      for (int64_t e = 0; e < 2; ++e) {
+        int64_t i = 2 * half + e;
+        p[e] = w.select(visible[nt][i],
+                        w.exp2(w.fbin("subf", sv[nt][i], half ? mB : mA)),
+                        zero, "f32");
+        std::string &l = half ? lB : lA;
+        l = w.fbin("addf", l, p[e]);
+      }
+      pRegs[nt][half] = core.operandOf(p[0], p[1]);
+    }
+  w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
+  w.line("gpu.barrier");
+  core.stage("%k", kvBase, w.add("%n0", w.index(tile)), lastRow, "%sk", tid,
+             true);
+  std::vector<std::array<std::string, 4>> acc(dTiles);
+  for (int64_t j = 0; j < dTiles; ++j)
+    for (int64_t e = 0; e < 4; ++e)
+      acc[j][e] = w.fbin("mulf", "%x" + std::to_string(j * 4 + e),
+                         e < 2 ? alphaA : alphaB);
+  std::array<std::string, 4> pa = {pRegs[0][0], pRegs[0][1], pRegs[1][0],
+                                   pRegs[1][1]};
+  // V read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7),
+  // (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of two 8-wide
+  // d tiles.
+  for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
+    auto vf = core.ldmatrix("%sv", w.add(w.add(warpKeys, matLow), matRow),
+                            w.add(w.index(dp * 16), matHigh), true);
+    core.mma(pa, vf[0], vf[1], acc[2 * dp]);
+    core.mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
+  }
+  // The tiles are read: the next iteration may stage over them.
+  w.line("gpu.barrier");
+  std::string yields;
+  for (int64_t j = 0; j < dTiles; ++j)
+    for (int64_t e = 0; e < 4; ++e)
+      yields += (yields.empty() ? "" : ", ") + acc[j][e];
+  w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
+         lB + " : " + iterTypes);
+  w.line("}");
+
+  // The last iteration's read-ahead of keys is done before the exit.
+  w.line("nvvm.cp.async.wait.group 0");
+  // This warp's partial for its valid rows: the sums over the 4 threads of
+  // a row, the output unnormalized, as the split kernel writes them.
+  std::string part = w.add(w.mul(split, w.index(kWarps)), warp);
+  for (int64_t half = 0; half < 2; ++half) {
+    std::string r = half ? w.add(gr, w.index(8)) : gr;
+    std::string sum = "%loop#" + std::to_string(dTiles * 4 + 2 + half);
+    for (int64_t off : {1, 2})
+      sum = w.fbin("addf", sum, w.shuffle(sum, off, false));
+    w.line("scf.if " + w.cmp("ult", w.add(r0, r), qRows) + " {");
+    std::string entry = w.add(w.mul(queryRow(r), "%num_splits"), part);
+    for (int64_t j = 0; j < dTiles; ++j) {
+      std::string v = w.let(
+          "vector.from_elements %loop#" + std::to_string(j * 4 + 2 * half) +
+          ", %loop#" + std::to_string(j * 4 + 2 * half + 1) +
+          " : vector<2xf32>");
+      w.line("vector.store " + v + ", %po[" +
+             w.add(w.mul(entry, w.index(d)),
+                   w.add(w.index(j * 8), w.mul(tc, w.index(2)))) +
+             "] : memref<?xf32>, vector<2xf32>");
+    }
+    w.line("scf.if " + w.cmp("eq", tc, w.index(0)) + " {");
+    std::string at = w.mul(entry, w.index(2));
+    w.line("memref.store %loop#" + std::to_string(dTiles * 4 + half) +
+           ", %pml[" + at + "] : memref<?xf32>");
+    w.line("memref.store " + sum + ", %pml[" + w.add(at, w.index(1)) +
+           "] : memref<?xf32>");
+    w.line("}");
+    w.line("}");
+  }
+  return w.finish(header);
+}
+
+} // namespace mlir::kvc::kernels::detail
