@@ -146,16 +146,8 @@ std::string decodeMmaKernel(const KernelKey &key) {
       std::string &mx = e < 2 ? maxA : maxB;
       mx = w.fbin("maximumf", mx, sv[nt][e]);
     }
-  for (int64_t off : {1, 2}) {
-    maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
-    maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
-  }
-  std::string mA = w.fbin("maximumf", ma, maxA);
-  std::string mB = w.fbin("maximumf", mb, maxB);
-  std::string alphaA = w.exp2(w.fbin("subf", ma, mA));
-  std::string alphaB = w.exp2(w.fbin("subf", mb, mB));
-  std::string lA = w.fbin("mulf", la, alphaA);
-  std::string lB = w.fbin("mulf", lb, alphaB);
+  auto [mA, mB, alphaA, alphaB, lA, lB] =
+      core.softmaxStep(maxA, maxB, ma, mb, la, lb);
   // P as A operands: (row g, keys 2t..2t+1) and (row g+8, ...) of each
   // 8-key tile; invisible keys weigh zero.
   std::array<std::array<std::string, 2>, 2> pRegs;
@@ -183,23 +175,10 @@ std::string decodeMmaKernel(const KernelKey &key) {
                          e < 2 ? alphaA : alphaB);
   std::array<std::string, 4> pa = {pRegs[0][0], pRegs[0][1], pRegs[1][0],
                                    pRegs[1][1]};
-  // V read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7),
-  // (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of two 8-wide
-  // d tiles.
-  for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
-    auto vf = core.ldmatrix("%sv", w.add(w.add(warpKeys, matLow), matRow),
-                            w.add(w.index(dp * 16), matHigh), true);
-    core.mma(pa, vf[0], vf[1], acc[2 * dp]);
-    core.mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
-  }
+  core.addPV("%sv", warpKeys, pa, acc, matLow, matHigh, matRow);
   // The tiles are read: the next iteration may stage over them.
   w.line("gpu.barrier");
-  std::string yields;
-  for (int64_t j = 0; j < dTiles; ++j)
-    for (int64_t e = 0; e < 4; ++e)
-      yields += (yields.empty() ? "" : ", ") + acc[j][e];
-  w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
-         lB + " : " + iterTypes);
+  core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);
   w.line("}");
 
   // The last iteration's read-ahead of keys is done before the exit.

@@ -138,16 +138,8 @@ std::string prefillKernel(const KernelKey &key) {
         std::string &mx = e < 2 ? maxA : maxB;
         mx = w.fbin("maximumf", mx, sv[nt][e]);
       }
-    for (int64_t off : {1, 2}) {
-      maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
-      maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
-    }
-    std::string mA = w.fbin("maximumf", ma, maxA);
-    std::string mB = w.fbin("maximumf", mb, maxB);
-    std::string alphaA = w.exp2(w.fbin("subf", ma, mA));
-    std::string alphaB = w.exp2(w.fbin("subf", mb, mB));
-    std::string lA = w.fbin("mulf", la, alphaA);
-    std::string lB = w.fbin("mulf", lb, alphaB);
+    auto [mA, mB, alphaA, alphaB, lA, lB] =
+        core.softmaxStep(maxA, maxB, ma, mb, la, lb);
     // P as A operands: registers (row g, keys 2t..2t+1) and (row g+8, ...)
     // of each 8-key tile.
     std::vector<std::array<std::string, 2>> pRegs(keyTiles);
@@ -173,24 +165,10 @@ std::string prefillKernel(const KernelKey &key) {
       std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
                                        pRegs[2 * kk + 1][0],
                                        pRegs[2 * kk + 1][1]};
-      // V tiles read transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d
-      // 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15) are the B operands of
-      // two 8-wide d tiles.
-      for (int64_t dp = 0; dp < dTiles / 2; ++dp) {
-        auto vf = ldmatrix("%sv",
-                           w.add(w.add(w.index(kk * 16), matLow), matRow),
-                           w.add(w.index(dp * 16), matHigh), true);
-        mma(pa, vf[0], vf[1], acc[2 * dp]);
-        mma(pa, vf[2], vf[3], acc[2 * dp + 1]);
-      }
+      core.addPV("%sv", w.index(kk * 16), pa, acc, matLow, matHigh, matRow);
     }
     w.line("gpu.barrier");
-    std::string yields;
-    for (int64_t j = 0; j < dTiles; ++j)
-      for (int64_t e = 0; e < 4; ++e)
-        yields += (yields.empty() ? "" : ", ") + acc[j][e];
-    w.line("scf.yield " + yields + ", " + mA + ", " + mB + ", " + lA + ", " +
-           lB + " : " + iterTypes);
+    core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);
     return w.takeBody();
   };
   // `%name:N = scf.for ... iter_args(...)` over [lb, ub) with the tile body.

@@ -14,6 +14,7 @@
 #include "KernelWriter.h"
 
 #include <array>
+#include <vector>
 
 namespace mlir::kvc::kernels::detail {
 
@@ -71,6 +72,60 @@ public:
     std::string r =
         w.let("vector.from_elements " + x0 + ", " + x1 + " : " + pair);
     return bf16 ? w.let("llvm.bitcast " + r + " : " + pair + " to i32") : r;
+  }
+
+  /// acc[j] += P V for the 16 keys at `keyRow` of `smem` (V tiles read
+  /// transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7,
+  /// d 8-15), (keys 8-15, d 8-15) are the B operands of two 8-wide d
+  /// tiles); `matLow`, `matHigh`, `matRow`: this lane's ldmatrix address
+  /// parts ((lane/8)%2 * 8, lane/16 * 8, lane%8).
+  void addPV(StringRef smem, StringRef keyRow,
+             const std::array<std::string, 4> &p,
+             std::vector<std::array<std::string, 4>> &acc, StringRef matLow,
+             StringRef matHigh, StringRef matRow) {
+    for (int64_t dp = 0; dp < d / 16; ++dp) {
+      auto vf = ldmatrix(smem, w.add(w.add(keyRow, matLow), matRow),
+                         w.add(w.index(dp * 16), matHigh), true);
+      mma(p, vf[0], vf[1], acc[2 * dp]);
+      mma(p, vf[2], vf[3], acc[2 * dp + 1]);
+    }
+  }
+
+  /// `scf.yield` of the output tiles `acc`, then the running maxima and
+  /// sums of the two row halves, all f32 (`types`).
+  void yieldTiles(const std::vector<std::array<std::string, 4>> &acc,
+                  StringRef mA, StringRef mB, StringRef lA, StringRef lB,
+                  StringRef types) {
+    std::string yields;
+    for (const auto &tile : acc)
+      for (const std::string &v : tile)
+        yields += v + ", ";
+    w.line("scf.yield " + yields + mA + ", " + mB + ", " + lA + ", " + lB +
+           " : " + types);
+  }
+
+  /// The online-softmax step of a warp's two row halves (rows g and g+8):
+  /// `maxA`/`maxB` (this thread's maxima of the new scores) reduced over
+  /// the 4 threads of a row, the new running maxima (from `ma`/`mb`), the
+  /// factors the old output rescales by, and the old sums `la`/`lb`
+  /// rescaled.
+  struct SoftmaxStep {
+    std::string mA, mB, alphaA, alphaB, lA, lB;
+  };
+  SoftmaxStep softmaxStep(std::string maxA, std::string maxB, StringRef ma,
+                          StringRef mb, StringRef la, StringRef lb) {
+    for (int64_t off : {1, 2}) {
+      maxA = w.fbin("maximumf", maxA, w.shuffle(maxA, off, false));
+      maxB = w.fbin("maximumf", maxB, w.shuffle(maxB, off, false));
+    }
+    SoftmaxStep step;
+    step.mA = w.fbin("maximumf", ma, maxA);
+    step.mB = w.fbin("maximumf", mb, maxB);
+    step.alphaA = w.exp2(w.fbin("subf", ma, step.mA));
+    step.alphaB = w.exp2(w.fbin("subf", mb, step.mB));
+    step.lA = w.fbin("mulf", la, step.alphaA);
+    step.lB = w.fbin("mulf", lb, step.alphaB);
+    return step;
   }
 
   /// Copies rows [first, first + rows) of a [*, d] matrix at `base` of
