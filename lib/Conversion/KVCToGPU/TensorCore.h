@@ -32,11 +32,13 @@ public:
 
   /// Four operand registers of one ldmatrix x4 at (row, col) of `smem`.
   std::array<std::string, 4> ldmatrix(StringRef smem, StringRef row,
-                                      StringRef col, bool transpose) {
+                                      StringRef col, bool transpose,
+                                      StringRef type = "") {
     std::string frag = w.let("nvgpu.ldmatrix " + smem + "[" + row + ", " +
                              col + "] {numTiles = 4 : i32, transpose = " +
                              (transpose ? "true" : "false") + "} : " +
-                             smemType + " -> " + frag4);
+                             (type.empty() ? StringRef(smemType) : type) +
+                             " -> " + frag4);
     std::array<std::string, 4> regs;
     for (int64_t r = 0; r < 4; ++r) {
       regs[r] = w.let("vector.extract " + frag + "[" + std::to_string(r) +
