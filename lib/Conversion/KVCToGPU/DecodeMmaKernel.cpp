@@ -26,11 +26,9 @@ std::string decodeMmaKernel(const KernelKey &key) {
   const std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group;
   const int64_t tile = 64, kSteps = d / 16, dTiles = d / 8;
-  TensorCore core(w, tile, d);
-  const std::string &smemType = core.smemType;
-  // The 16 query rows, padded like the key and value tiles.
-  const std::string queryType = "memref<16x" + std::to_string(d + 8) + "x" +
-                                core.t + ", #gpu.address_space<workgroup>>";
+  // Key and value tiles; the 16 query rows, padded alike.
+  TensorCore core(w, tile, d), queries(w, 16, d);
+  const std::string &smemType = core.smemType, &queryType = queries.smemType;
   std::string header =
       "  gpu.func @" + getDecodeMmaName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m +
@@ -54,9 +52,11 @@ std::string decodeMmaKernel(const KernelKey &key) {
   std::string r0 = w.mul(chunk, w.index(16));
   std::string lastQuery = w.let("arith.subi " + qRows + ", " + w.index(1) +
                                 " : index");
-  // Row r (clamped) of [B, Hq, rows, D] for query row r.
+  // Query row r0 + r, past the last one the last.
+  auto clamped = [&](StringRef r) { return w.min(w.add(r0, r), lastQuery); };
+  // Its row of [B, Hq, rows, D].
   auto queryRow = [&](StringRef r) {
-    std::string rr = w.min(w.add(r0, r), lastQuery);
+    std::string rr = clamped(r);
     std::string head = w.add(w.mul(hk, w.index(g)), w.rem(rr, w.index(g)));
     return w.add(w.mul(w.add(w.mul(b, qHeads), head), "%rows"),
                  w.div(rr, w.index(g)));
@@ -66,7 +66,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
   std::string start = w.mul(split, "%split_len");
   std::string splitEnd = w.add(start, "%split_len");
   auto boundOf = [&](StringRef r) {
-    std::string t = w.div(w.min(w.add(r0, r), lastQuery), w.index(g));
+    std::string t = w.div(clamped(r), w.index(g));
     return w.min(w.min(w.add(w.add(pos, t), w.index(1)), len), splitEnd);
   };
   std::string boundA = boundOf(gr), boundB = boundOf(w.add(gr, w.index(8)));
@@ -86,10 +86,9 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // The first key tile is on its way before the loop; in the loop the
   // values stream in while S is computed, and the next keys while O is.
   core.stage("%k", kvBase, start, lastRow, "%sk", tid, true);
-  // The 16 query rows through %sv (rows past the group repeat its last),
-  // while the first key tile is on its way, then
-  // as A operands: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows
-  // 0-7, k 8-15), (rows 8-15, k 8-15).
+  // The 16 query rows into %sq while the first key tile is on its way;
+  // each tile reads them back as A operands: matrices (rows 0-7, k 0-7),
+  // (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
   for (int64_t c = 0; c < 16 * d / kVectorWidth / kBlockSize; ++c) {
     std::string idx = w.add(w.index(c * kBlockSize), tid);
     std::string row = w.div(idx, w.index(d / kVectorWidth));
@@ -100,9 +99,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
            col + "] : " + queryType + ", vector<8x" + core.t + ">");
   }
   w.line("gpu.barrier");
-  std::string mat = w.div(lane, w.index(8)), matRow = w.rem(lane, w.index(8));
-  std::string matLow = w.mul(w.rem(mat, w.index(2)), w.index(8));
-  std::string matHigh = w.mul(w.div(mat, w.index(2)), w.index(8));
+  TensorCore::MatrixLane mat = core.matrixLane(lane);
 
   const int64_t results = dTiles * 4 + 4;
   std::string iterArgs, iterTypes;
@@ -124,10 +121,10 @@ std::string decodeMmaKernel(const KernelKey &key) {
   for (auto &acc : sAcc)
     acc = {zero, zero, zero, zero};
   for (int64_t ks = 0; ks < kSteps; ++ks) {
-    auto qf = core.ldmatrix("%sq", w.add(matLow, matRow),
-                            w.add(w.index(ks * 16), matHigh), false, queryType);
-    auto kf = core.ldmatrix("%sk", w.add(w.add(warpKeys, matHigh), matRow),
-                            w.add(w.index(ks * 16), matLow), false);
+    auto qf = queries.ldmatrix("%sq", w.add(mat.low, mat.row),
+                               w.add(w.index(ks * 16), mat.high), false);
+    auto kf = core.ldmatrix("%sk", w.add(w.add(warpKeys, mat.high), mat.row),
+                            w.add(w.index(ks * 16), mat.low), false);
     core.mma(qf, kf[0], kf[1], sAcc[0]);
     core.mma(qf, kf[2], kf[3], sAcc[1]);
   }
@@ -178,7 +175,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
                          e < 2 ? alphaA : alphaB);
   std::array<std::string, 4> pa = {pRegs[0][0], pRegs[0][1], pRegs[1][0],
                                    pRegs[1][1]};
-  core.addPV("%sv", warpKeys, pa, acc, matLow, matHigh, matRow);
+  core.addPV("%sv", warpKeys, pa, acc, mat);
   // The tiles are read: the next iteration may stage over them.
   w.line("gpu.barrier");
   core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);

@@ -36,14 +36,6 @@ std::string prefillKernel(const KernelKey &key) {
       ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
       ", %sv: " + smemType +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
-  auto ldmatrix = [&](StringRef smem, StringRef row, StringRef col,
-                      bool transpose) {
-    return core.ldmatrix(smem, row, col, transpose);
-  };
-  auto mma = [&](const std::array<std::string, 4> &a, StringRef b0,
-                 StringRef b1, std::array<std::string, 4> &acc) {
-    core.mma(a, b0, b1, acc);
-  };
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
   std::string bx = w.let("arith.subi " +
@@ -64,10 +56,7 @@ std::string prefillKernel(const KernelKey &key) {
                    StringRef dst, bool async) {
     return core.stage(src, base, first, last, dst, tid, async);
   };
-  // ldmatrix row addresses: lane l names row l%8 of 8x8 matrix l/8.
-  std::string mat = w.div(lane, w.index(8)), matRow = w.rem(lane, w.index(8));
-  std::string matLow = w.mul(w.rem(mat, w.index(2)), w.index(8));
-  std::string matHigh = w.mul(w.div(mat, w.index(2)), w.index(8));
+  TensorCore::MatrixLane mat = core.matrixLane(lane);
 
   // Q fragments (A operands), staged through %sk: matrices (rows 0-7, k
   // 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
@@ -76,8 +65,9 @@ std::string prefillKernel(const KernelKey &key) {
   std::string warpRow = w.mul(warp, w.index(16));
   std::vector<std::array<std::string, 4>> qFrag;
   for (int64_t ks = 0; ks < kSteps; ++ks)
-    qFrag.push_back(ldmatrix("%sk", w.add(w.add(warpRow, matLow), matRow),
-                             w.add(w.index(ks * 16), matHigh), false));
+    qFrag.push_back(core.ldmatrix("%sk",
+                                  w.add(w.add(warpRow, mat.low), mat.row),
+                                  w.add(w.index(ks * 16), mat.high), false));
   w.line("gpu.barrier");
   std::string kvEnd = w.min("%seq", w.add(m0, w.index(tile)));
   std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
@@ -114,11 +104,11 @@ std::string prefillKernel(const KernelKey &key) {
       acc = {zero, zero, zero, zero};
     for (int64_t ks = 0; ks < kSteps; ++ks)
       for (int64_t np = 0; np < keyTiles / 2; ++np) {
-        auto kf = ldmatrix("%sk",
-                           w.add(w.add(w.index(np * 16), matHigh), matRow),
-                           w.add(w.index(ks * 16), matLow), false);
-        mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
-        mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
+        auto kf = core.ldmatrix(
+            "%sk", w.add(w.add(w.index(np * 16), mat.high), mat.row),
+            w.add(w.index(ks * 16), mat.low), false);
+        core.mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
+        core.mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
       }
     // Scale (and mask), running max per row.
     std::vector<std::array<std::string, 4>> sv(keyTiles);
@@ -165,7 +155,7 @@ std::string prefillKernel(const KernelKey &key) {
       std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
                                        pRegs[2 * kk + 1][0],
                                        pRegs[2 * kk + 1][1]};
-      core.addPV("%sv", w.index(kk * 16), pa, acc, matLow, matHigh, matRow);
+      core.addPV("%sv", w.index(kk * 16), pa, acc, mat);
     }
     w.line("gpu.barrier");
     core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);

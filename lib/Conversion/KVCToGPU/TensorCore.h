@@ -30,15 +30,25 @@ public:
                  std::to_string(d + 8) + "x" + t +
                  ", #gpu.address_space<workgroup>>") {}
 
+  /// A lane's part of an ldmatrix x4 address: lane l names row l%8 (`row`)
+  /// of 8x8 matrix l/8, which starts at row `low` = (l/8)%2 * 8 and column
+  /// `high` = l/16 * 8 (or the other way round, as the operand needs).
+  struct MatrixLane {
+    std::string row, low, high;
+  };
+  MatrixLane matrixLane(StringRef lane) {
+    std::string mat = w.div(lane, w.index(8)), row = w.rem(lane, w.index(8));
+    std::string low = w.mul(w.rem(mat, w.index(2)), w.index(8));
+    return {row, low, w.mul(w.div(mat, w.index(2)), w.index(8))};
+  }
+
   /// Four operand registers of one ldmatrix x4 at (row, col) of `smem`.
   std::array<std::string, 4> ldmatrix(StringRef smem, StringRef row,
-                                      StringRef col, bool transpose,
-                                      StringRef type = "") {
+                                      StringRef col, bool transpose) {
     std::string frag = w.let("nvgpu.ldmatrix " + smem + "[" + row + ", " +
                              col + "] {numTiles = 4 : i32, transpose = " +
                              (transpose ? "true" : "false") + "} : " +
-                             (type.empty() ? StringRef(smemType) : type) +
-                             " -> " + frag4);
+                             smemType + " -> " + frag4);
     std::array<std::string, 4> regs;
     for (int64_t r = 0; r < 4; ++r) {
       regs[r] = w.let("vector.extract " + frag + "[" + std::to_string(r) +
@@ -79,15 +89,14 @@ public:
   /// acc[j] += P V for the 16 keys at `keyRow` of `smem` (V tiles read
   /// transposed: matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7,
   /// d 8-15), (keys 8-15, d 8-15) are the B operands of two 8-wide d
-  /// tiles); `matLow`, `matHigh`, `matRow`: this lane's ldmatrix address
-  /// parts ((lane/8)%2 * 8, lane/16 * 8, lane%8).
+  /// tiles).
   void addPV(StringRef smem, StringRef keyRow,
              const std::array<std::string, 4> &p,
-             std::vector<std::array<std::string, 4>> &acc, StringRef matLow,
-             StringRef matHigh, StringRef matRow) {
+             std::vector<std::array<std::string, 4>> &acc,
+             const MatrixLane &at) {
     for (int64_t dp = 0; dp < d / 16; ++dp) {
-      auto vf = ldmatrix(smem, w.add(w.add(keyRow, matLow), matRow),
-                         w.add(w.index(dp * 16), matHigh), true);
+      auto vf = ldmatrix(smem, w.add(w.add(keyRow, at.low), at.row),
+                         w.add(w.index(dp * 16), at.high), true);
       mma(p, vf[0], vf[1], acc[2 * dp]);
       mma(p, vf[2], vf[3], acc[2 * dp + 1]);
     }

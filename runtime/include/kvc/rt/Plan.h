@@ -71,7 +71,7 @@ constexpr int64_t kMmaQueryRows = 16, kMmaWarps = 4;
 /// whose kv heads serve more query rows (group times new rows) than one
 /// block of the CUDA-core kernel takes (queriesPerBlock), which would read
 /// each key and value once per block of them. With 4 or fewer the CUDA-core
-/// kernel is faster (B1 L4096: 14.1 against 19.2 us on the H100).
+/// kernel is faster (B1 L4096: 14.1 against 20.3 us on the H100).
 bool useDecodeMma(int64_t group, int64_t rows, DType type);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
