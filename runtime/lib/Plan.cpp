@@ -20,7 +20,12 @@ const char *name(DType type) {
 
 int64_t sizeOf(DType type) { return type == DType::F32 ? 4 : 2; }
 
-int64_t queriesPerBlock(int64_t group) { return std::min<int64_t>(group, 4); }
+int64_t queriesPerBlock(int64_t group) {
+  int64_t q = std::min<int64_t>(group, 4);
+  while (group % q)
+    --q;
+  return q;
+}
 
 static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -134,6 +134,11 @@ TEST(Names, MatchTheCompiler) {
   EXPECT_EQ(queriesPerBlock(4), 4);
   EXPECT_EQ(queriesPerBlock(8), 4);
   EXPECT_EQ(queriesPerBlock(32), 4);
+  // A block never straddles two groups: 6 query heads per kv head are two
+  // blocks of 3, 5 or 7 are blocks of one.
+  EXPECT_EQ(queriesPerBlock(6), 3);
+  EXPECT_EQ(queriesPerBlock(5), 1);
+  EXPECT_EQ(queriesPerBlock(7), 1);
 }
 
 } // namespace

@@ -26,7 +26,7 @@ static cl::OptionCategory category("kvc-kernels options");
 static cl::list<int64_t> headDims("head-dims", cl::cat(category), cl::desc("head dims (64,128)"),
                                   cl::CommaSeparated);
 static cl::list<int64_t> groups("groups",
-                                cl::cat(category), cl::desc("query heads per kv head (1,4,8,32)"),
+                                cl::cat(category), cl::desc("query heads per kv head (1,4,6,8,32)"),
                                 cl::CommaSeparated);
 static cl::list<std::string>
     elementTypes("element-types", cl::cat(category), cl::desc("bf16, f16 and/or f32"),
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
   if (dims.empty())
     dims = {64, 128};
   if (gs.empty())
-    gs = {1, 4, 8, 32};
+    gs = {1, 4, 6, 8, 32};
   if (types.empty())
     types = {"bf16", "f16", "f32"};
   std::vector<kvc::kernels::KernelKey> keys;

@@ -37,7 +37,10 @@ StringRef mlir::kvc::kernels::getName(ElementType type) {
 }
 
 int64_t mlir::kvc::kernels::getQueriesPerBlock(int64_t group) {
-  return std::min<int64_t>(group, 4);
+  int64_t q = std::min<int64_t>(group, 4);
+  while (group % q)
+    --q;
+  return q;
 }
 
 std::string mlir::kvc::kernels::getAppendName(const KernelKey &key) {

@@ -194,6 +194,10 @@ def main():
         grid += [(3, 255, 32, 8, 128, "bf16", 4), (2, 4096, 32, 1, 64, "f16", 2),
                  (8, 17, 32, 4, 128, "bf16", 3)]
         grid += [(3, 255, 32, kv, d, "f32", 1) for kv in (8, 1) for d in (64, 128)]
+        # Groups of 6 (blocks of 3 query heads on CUDA cores, tensor cores
+        # for 16-bit caches).
+        grid += [(3, 255, 24, 4, 128, "f32", 1), (2, 300, 24, 4, 64, "f32", 2),
+                 (3, 255, 24, 4, 128, "bf16", 1)]
         # Heads-last output (what compiled models ask for).
         grid += [(1, 640, 32, 4, 64, "bf16", 1, True), (3, 255, 32, 8, 128, "f16", 4, True),
                  (8, 17, 32, 1, 64, "f32", 2, True)]

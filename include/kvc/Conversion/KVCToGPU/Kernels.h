@@ -38,9 +38,10 @@ struct GemvKey {
   ElementType outputType;   // of out: f32 or the input type
 };
 
-/// Query rows one decode block handles for a group size: all heads of the
-/// group up to 4 (they share every key and value load; a larger group is
-/// several blocks, which read the same keys from L2). With 8, each thread
+/// Query rows one decode block handles for a group size: the largest
+/// divisor of the group up to 4, so that no block straddles two groups (they
+/// share every key and value load; a larger group is several blocks, which
+/// read the same keys from L2). With 8, each thread
 /// held 8 query rows' state: 249 registers at head dim 64, 2 blocks per SM;
 /// with 4, 128 and 4 (TinyLlama decode 1.36 -> 1.31 ms/step at batch 1).
 int64_t getQueriesPerBlock(int64_t group);

@@ -21,8 +21,9 @@ constexpr int64_t kBlockSize = 128;
 /// Elements one thread moves per access.
 constexpr int64_t kVectorWidth = 8;
 
-/// Query rows one decode block handles: all heads of a group, up to 4
-/// (getQueriesPerBlock in the compiler).
+/// Query rows one decode block handles: the largest divisor of the group up
+/// to 4, so that no block straddles two groups (getQueriesPerBlock in the
+/// compiler).
 int64_t queriesPerBlock(int64_t group);
 
 struct Grid {
