@@ -34,9 +34,9 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
       "%split_len: index, %num_splits: index, %scale: f32) workgroup(%sml: "
       "memref<" +
       std::to_string(kWarps * q * 2) +
-      "xf32, #gpu.address_space<workgroup>>, %sacc: memref<" +
-      std::to_string(kWarps * q * d) +
-      "xf32, #gpu.address_space<workgroup>>) kernel attributes "
+      "xf32, #gpu.address_space<workgroup>>" + kAligned + ", %sacc: memref<" +
+      std::to_string(kWarps * q * d) + "xf32, #gpu.address_space<workgroup>>" +
+      kAligned + ") kernel attributes "
       "{known_block_size = array<i32: 128, 1, 1>" +
       std::string(key.elementType == ElementType::F32 ? "" : occupancy) +
       "} {\n";
@@ -222,9 +222,8 @@ std::string decodeCombineKernel(const KernelKey &key) {
       "  gpu.func @" + getDecodeCombineName(key) +
       "(%po: memref<?xf32>, %pml: memref<?xf32>, %out: " + m +
       ", %num_splits: index, %heads: index, %rows: index, %heads_last: "
-      "index) workgroup(%sml: " + smem +
-      ", %sacc: " + sacc +
-      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+      "index) workgroup(%sml: " + smem + kAligned + ", %sacc: " + sacc +
+      kAligned + ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   std::string row = w.let("gpu.block_id x"), tid = w.let("gpu.thread_id x");
   std::string side = w.div(tid, w.index(lanes)), part = w.rem(tid, w.index(lanes));
   std::string offset = w.mul(part, w.index(kVectorWidth));

@@ -35,8 +35,8 @@ std::string decodeMmaKernel(const KernelKey &key) {
       ", %lengths: memref<?xi32>, %positions: memref<?xi32>, %po: "
       "memref<?xf32>, %pml: memref<?xf32>, %rows: index, %capacity: index, "
       "%split_len: index, %num_splits: index, %scale: f32) workgroup(%sk: " +
-      smemType + ", %sv: " + smemType + ", %sq: " + queryType +
-      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
+      smemType + kAligned + ", %sv: " + smemType + kAligned +
+      ", %sq: " + queryType + kAligned + ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
       "nvvm.minctasm = 4 : i32} {\n";
   std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
               b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),

@@ -168,6 +168,10 @@ private:
   unsigned next = 0;
 };
 
+/// After a workgroup attribution's type: 16-byte vector accesses, cp.async
+/// and ldmatrix need it (ptxas otherwise aligns to the element type only).
+constexpr const char *kAligned = " {llvm.align = 16 : i64}";
+
 inline std::string memrefOf(ElementType type) {
   return ("memref<?x" + getName(type) + ">").str();
 }

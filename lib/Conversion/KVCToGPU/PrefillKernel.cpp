@@ -33,8 +33,8 @@ std::string prefillKernel(const KernelKey &key) {
   std::string header =
       "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m + ", %out: " + m +
-      ", %seq: index, %scale: f32) workgroup(%sk: " + smemType +
-      ", %sv: " + smemType +
+      ", %seq: index, %scale: f32) workgroup(%sk: " + smemType + kAligned +
+      ", %sv: " + smemType + kAligned +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
