@@ -65,16 +65,14 @@ static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   }
 }
 
-/// The grids and workspace of `plan` for `queryRows` rows, `chunks` blocks
-/// per kv head and `partialsPerSplit` partial results per split block.
+/// The grids and workspace of `plan` for `queryRows` rows and `chunks`
+/// blocks per kv head.
 static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
-                       int64_t chunks, int64_t queryRows, int64_t headDim,
-                       int64_t partialsPerSplit) {
-  plan.partials = plan.splits * partialsPerSplit;
+                       int64_t chunks, int64_t queryRows, int64_t headDim) {
   plan.split = {plan.splits, kvHeads * chunks, batch};
   plan.combine = {queryRows, 1, 1};
-  plan.partialOut = queryRows * plan.partials * headDim;
-  plan.partialMaxSum = queryRows * plan.partials * 2;
+  plan.partialOut = queryRows * plan.splits * headDim;
+  plan.partialMaxSum = queryRows * plan.splits * 2;
 }
 
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
@@ -92,7 +90,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
     plan.splitLen = splitRows(headDim);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
-             headDim, 1);
+             headDim);
   return plan;
 }
 
@@ -106,9 +104,15 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   DecodePlan plan;
   slots = std::max<int64_t>(1, slots);
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
-  chooseSplits(plan, batch * kvHeads * chunks, maxKeys, slots);
+  int64_t blocks = batch * kvHeads * chunks;
+  chooseSplits(plan, blocks, maxKeys, slots);
+  if (4 * blocks >= slots) {
+    plan.splits = 1;
+    plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows)) *
+                    kMinSplitRows;
+  }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
-             headDim, kMmaWarps);
+             headDim);
   return plan;
 }
 

@@ -377,15 +377,22 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.index(rows);
   args.index(c.capacity);
   args.index(plan.splitLen);
-  args.index(plan.partials);
+  args.index(plan.splits);
   args.f32(scale);
+  if (tensorCores) {
+    // With one split the kernel writes the output itself.
+    args.memref(out, queryElements);
+    args.index(headsLast ? 1 : 0);
+  }
   if (!launch(split, plan.split, args.data()))
     return false;
+  if (tensorCores && plan.splits == 1)
+    return true;
   Args combine;
   combine.memref(partialOut, plan.partialOut);
   combine.memref(partialMaxSum, plan.partialMaxSum);
   combine.memref(out, queryElements);
-  combine.index(plan.partials);
+  combine.index(plan.splits);
   combine.index(qHeads);
   combine.index(rows);
   combine.index(headsLast ? 1 : 0);

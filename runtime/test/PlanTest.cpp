@@ -95,16 +95,24 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16));
   EXPECT_FALSE(useDecodeMma(8, 1, DType::F32));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
-  // and 16 query rows; splits of 64 rows (10) fill part of one wave; 4
-  // partials per split, one per warp.
+  // and 16 query rows; splits of 64 rows (10) fill part of one wave, a
+  // partial each.
   DecodePlan plan = planDecodeMma(1, 4, 8, 1, 64, 640, 528);
   EXPECT_FALSE(plan.single);
   EXPECT_EQ(plan.split.y, 4);
   EXPECT_EQ(plan.splits, 10);
   EXPECT_EQ(plan.splitLen, 64);
-  EXPECT_EQ(plan.partials, 40);
-  EXPECT_EQ(plan.combine.x, 32);
-  EXPECT_EQ(plan.partialOut, 32 * 40 * 64);
+    EXPECT_EQ(plan.combine.x, 32);
+  EXPECT_EQ(plan.partialOut, 32 * 10 * 64);
+  // At batch 64 the 256 blocks give each of 132 multiprocessors one: no
+  // splits, no combine.
+  DecodePlan whole = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
+  EXPECT_EQ(whole.splits, 1);
+  EXPECT_EQ(whole.split.x, 1);
+  EXPECT_GE(whole.splitLen, 640);
+  EXPECT_EQ(whole.splitLen % kMinSplitRows, 0);
+  // At batch 16 (64 blocks) it still splits.
+  EXPECT_GT(planDecodeMma(16, 4, 8, 1, 64, 640, 528).splits, 1);
   // 32 query heads on one kv head, 2 new rows: 64 query rows, 4 blocks.
   EXPECT_EQ(planDecodeMma(2, 1, 32, 2, 128, 4096, 396).split.y, 4);
 }

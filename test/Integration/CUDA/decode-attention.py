@@ -186,7 +186,8 @@ def main():
     if args.quick:
         grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in
                 [(1, 17, 8, 128, "bf16"), (3, 255, 1, 64, "f16"), (2, 300, 4, 128, "bf16")]]
-        grid += [(3, 100, 32, 8, 128, "bf16", 3), (2, 300, 32, 4, 64, "bf16", 2, True)]
+        grid += [(3, 100, 32, 8, 128, "bf16", 3), (2, 300, 32, 4, 64, "bf16", 2, True),
+                 (40, 100, 32, 4, 64, "bf16", 1, True)]
     else:
         grid = [(b, l, 32, kv, d, t, 1) for b, l, kv, d, t in itertools.product(
             [1, 3, 8, 32], [1, 17, 255, 4096, 32768], [32, 8, 4, 1], [64, 128], ["bf16", "f16"])]
@@ -198,6 +199,8 @@ def main():
         # for 16-bit caches).
         grid += [(3, 255, 24, 4, 128, "f32", 1), (2, 300, 24, 4, 64, "f32", 2),
                  (3, 255, 24, 4, 128, "bf16", 1)]
+        # Tensor-core blocks enough for every SM: one split, no combine.
+        grid += [(40, 255, 32, 4, 64, "bf16", 1), (36, 300, 32, 4, 128, "f16", 2, True)]
         # Heads-last output (what compiled models ask for).
         grid += [(1, 640, 32, 4, 64, "bf16", 1, True), (3, 255, 32, 8, 128, "f16", 4, True),
                  (8, 17, 32, 1, 64, "f32", 2, True)]

@@ -76,12 +76,13 @@ std::string getArgmaxName(ElementType type);
 /// row per thread per step instead of 4, for short caches split finely
 /// (the runtime's planDecode picks it).
 std::string getDecodeSplitName(const KernelKey &key, bool single = false);
-/// `kvc_decode_mma_d{D}_g{G}_{T}` (f16, bf16): the split kernel on the
-/// tensor cores, same arguments; grid (splits, Hkv * ceil(G * rows / 16),
-/// B): a block takes up to 16 query rows of a kv head (the M dimension of
-/// mma.sync) over split_len cache rows (a multiple of 64); each of its 4
-/// warps writes a partial of its own, 4 * split + warp, so num_splits is 4
-/// times the grid's x.
+/// `kvc_decode_mma_d{D}_g{G}_{T}(..., scale, out, heads_last)` (f16,
+/// bf16): the split kernel on the tensor cores, the same arguments and two
+/// more; grid (num_splits, Hkv * ceil(G * rows / 16), B): a block takes up
+/// to 16 query rows of a kv head (the M dimension of mma.sync) over
+/// split_len cache rows (a multiple of 64) and writes their partial; with
+/// one split it writes the normalized output to `out` instead (laid out as
+/// the combine kernel's), and no combine is needed.
 std::string getDecodeMmaName(const KernelKey &key);
 /// `kvc_decode_combine_d{D}_{T}(partial_out, partial_max_sum, out,
 ///     num_splits, heads, rows, heads_last)`: grid (B*Hq*rows); block r
