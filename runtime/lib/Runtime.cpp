@@ -412,9 +412,10 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   std::string problem = checkShapes(headDim, qHeads / kvHeads);
   if (!problem.empty())
     return fail("prefill attention: " + problem);
-  if (type == DType::F32)
-    return prefillAttentionF32(query, key, value, out, batch, qHeads, kvHeads,
-                               seq, headDim, scale);
+  std::string kernel = prefillKernel(headDim, qHeads / kvHeads, type);
+  if (type == DType::F32 || !hasKernel(kernel))
+    return prefillByDecode(query, key, value, out, batch, qHeads, kvHeads, seq,
+                           headDim, type, scale);
   int64_t queries = batch * qHeads * seq * headDim;
   int64_t keys = batch * kvHeads * seq * headDim;
   Args args;
@@ -424,18 +425,18 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   args.memref(out, queries);
   args.index(seq);
   args.f32(scale);
-  return launch(prefillKernel(headDim, qHeads / kvHeads, type),
-                {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},
+  return launch(kernel, {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},
                 args.data());
 }
 
-// No tensor-core kernel takes f32: the keys and values of a whole sequence
-// are a cache of capacity `seq` holding `seq` rows, and causal attention over
-// them is decode attention of all `seq` rows from position 0.
-bool Device::prefillAttentionF32(DevicePtr query, DevicePtr key,
-                                 DevicePtr value, DevicePtr out, int64_t batch,
-                                 int64_t qHeads, int64_t kvHeads, int64_t seq,
-                                 int64_t headDim, float scale) {
+// Where no tensor-core kernel applies (f32, head dims not a multiple of
+// 16): the keys and values of a whole sequence are a cache of capacity `seq`
+// holding `seq` rows, and causal attention over them is decode attention of
+// all `seq` rows from position 0.
+bool Device::prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,
+                             DevicePtr out, int64_t batch, int64_t qHeads,
+                             int64_t kvHeads, int64_t seq, int64_t headDim,
+                             DType type, float scale) {
   DevicePtr lengths = 0, positions = 0;
   auto run = [&]() -> bool {
     if (!allocate(batch * 4, &lengths) || !allocate(batch * 4, &positions))
@@ -444,7 +445,7 @@ bool Device::prefillAttentionF32(DevicePtr query, DevicePtr key,
     KVC_CHECK(cuMemsetD32Async(lengths, static_cast<unsigned>(seq), batch,
                                stream), "");
     KVC_CHECK(cuMemsetD32Async(positions, 0, batch, stream), "");
-    Cache cache(this, {batch, kvHeads, seq, headDim, DType::F32}, key, value,
+    Cache cache(this, {batch, kvHeads, seq, headDim, type}, key, value,
                 lengths, /*owned=*/false);
     return decodeAttention(cache, query, qHeads, seq, positions, out, seq,
                            scale);

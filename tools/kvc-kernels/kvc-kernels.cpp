@@ -23,7 +23,7 @@ using namespace mlir;
 namespace cl = llvm::cl;
 
 static cl::OptionCategory category("kvc-kernels options");
-static cl::list<int64_t> headDims("head-dims", cl::cat(category), cl::desc("head dims (64,128)"),
+static cl::list<int64_t> headDims("head-dims", cl::cat(category), cl::desc("head dims (32,64,128)"),
                                   cl::CommaSeparated);
 static cl::list<int64_t> groups("groups",
                                 cl::cat(category), cl::desc("query heads per kv head (1,4,6,8,32)"),
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
   std::vector<int64_t> gs(groups.begin(), groups.end());
   std::vector<std::string> types(elementTypes.begin(), elementTypes.end());
   if (dims.empty())
-    dims = {64, 128};
+    dims = {32, 64, 128};
   if (gs.empty())
     gs = {1, 4, 6, 8, 32};
   if (types.empty())

@@ -96,14 +96,16 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // The 16 query rows into %sq while the first key tile is on its way;
   // each tile reads them back as A operands: matrices (rows 0-7, k 0-7),
   // (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
-  for (int64_t c = 0; c < 16 * d / kVectorWidth / kBlockSize; ++c) {
+  const int64_t pieces = d / kVectorWidth;
+  for (int64_t c = 0; c < (16 * pieces + kBlockSize - 1) / kBlockSize; ++c) {
     std::string idx = w.add(w.index(c * kBlockSize), tid);
-    std::string row = w.div(idx, w.index(d / kVectorWidth));
-    std::string col =
-        w.mul(w.rem(idx, w.index(d / kVectorWidth)), w.index(kVectorWidth));
+    std::string row = w.div(idx, w.index(pieces));
+    std::string col = w.mul(w.rem(idx, w.index(pieces)), w.index(kVectorWidth));
+    w.line("scf.if " + w.cmp("ult", idx, w.index(16 * pieces)) + " {");
     std::string at = w.add(w.mul(queryRow(row), w.index(d)), col);
     w.line("vector.store " + w.loadRaw("%q", at) + ", %sq[" + row + ", " +
            col + "] : " + queryType + ", vector<8x" + core.t + ">");
+    w.line("}");
   }
   w.line("gpu.barrier");
   TensorCore::MatrixLane mat = core.matrixLane(lane);
@@ -266,12 +268,14 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // The block's rows: its partial (split s of num_splits), or with a single
   // split the normalized output itself, heads last if asked (no combine).
   std::string whole = w.cmp("eq", w.let("gpu.grid_dim x"), w.index(1));
-  const int64_t pieces = d / kVectorWidth;
-  for (int64_t c = 0; c < 16 * pieces / kBlockSize; ++c) {
+  for (int64_t c = 0; c < (16 * pieces + kBlockSize - 1) / kBlockSize; ++c) {
     std::string idx = w.add(w.index(c * kBlockSize), tid);
     std::string r = w.div(idx, w.index(pieces));
     std::string col = w.mul(w.rem(idx, w.index(pieces)), w.index(kVectorWidth));
-    w.line("scf.if " + w.cmp("ult", w.add(r0, r), qRows) + " {");
+    w.line("scf.if " +
+           w.let("arith.andi " + w.cmp("ult", idx, w.index(16 * pieces)) +
+                 ", " + w.cmp("ult", w.add(r0, r), qRows) + " : i1") +
+           " {");
     std::string acc = w.let("vector.load %so[" + r + ", " + col + "] : " +
                             outType + ", vector<8xf32>");
     std::string sum =

@@ -131,7 +131,8 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
       want(getDecodeSplitName(key, single),
            [&] { return decodeSplitKernel(key, single); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
-    if (key.elementType != ElementType::F32) {
+    // The tensor-core kernels take 16 columns of the head dim per product.
+    if (key.elementType != ElementType::F32 && key.headDim % 16 == 0) {
       want(getDecodeMmaName(key), [&] { return decodeMmaKernel(key); });
       want(getPrefillName(key), [&] { return prefillKernel(key); });
     }

@@ -201,6 +201,9 @@ def main():
                  (3, 255, 24, 4, 128, "bf16", 1)]
         # Tensor-core blocks enough for every SM: one split, no combine.
         grid += [(40, 255, 32, 4, 64, "bf16", 1), (36, 300, 32, 4, 128, "f16", 2, True)]
+        # Head dim 32: fewer output pieces than threads in a block.
+        grid += [(3, 255, 32, 4, 32, "bf16", 1), (40, 100, 32, 4, 32, "f16", 1, True),
+                 (3, 255, 32, 8, 32, "bf16", 1)]
         # Heads-last output (what compiled models ask for).
         grid += [(1, 640, 32, 4, 64, "bf16", 1, True), (3, 255, 32, 8, 128, "f16", 4, True),
                  (8, 17, 32, 1, 64, "f32", 2, True)]

@@ -76,8 +76,9 @@ std::string getArgmaxName(ElementType type);
 /// row per thread per step instead of 4, for short caches split finely
 /// (the runtime's planDecode picks it).
 std::string getDecodeSplitName(const KernelKey &key, bool single = false);
-/// `kvc_decode_mma_d{D}_g{G}_{T}(..., scale, out, heads_last)` (f16,
-/// bf16): the split kernel on the tensor cores, the same arguments and two
+/// `kvc_decode_mma_d{D}_g{G}_{T}(..., scale, out, heads_last)` (f16 and
+/// bf16, D a multiple of 16): the split kernel on the tensor cores, the
+/// same arguments and two
 /// more; grid (num_splits, Hkv * ceil(G * rows / 16), B): a block takes up
 /// to 16 query rows of a kv head (the M dimension of mma.sync) over
 /// split_len cache rows (a multiple of 64) and writes their partial; with
@@ -94,7 +95,8 @@ std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
 /// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
-/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16).
+/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16, D a
+/// multiple of 16; the runtime runs other prefills as decode attention).
 std::string getPrefillName(const KernelKey &key);
 
 /// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k

@@ -163,10 +163,10 @@ private:
   /// nothing launched) where it does not apply.
   bool gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
             int64_t k, DType type, DType outType, bool *done);
-  bool prefillAttentionF32(DevicePtr query, DevicePtr key, DevicePtr value,
-                           DevicePtr out, int64_t batch, int64_t qHeads,
-                           int64_t kvHeads, int64_t seq, int64_t headDim,
-                           float scale);
+  bool prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,
+                       DevicePtr out, int64_t batch, int64_t qHeads,
+                       int64_t kvHeads, int64_t seq, int64_t headDim,
+                       DType type, float scale);
 
   void *context_ = nullptr, *module_ = nullptr, *stream_ = nullptr;
   std::unique_ptr<Matmul> matmul_;
