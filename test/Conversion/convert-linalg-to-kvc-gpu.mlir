@@ -126,6 +126,68 @@ func.func @norms(%x: memref<?x?x64xf32>, %w: memref<64xf32>, %y: memref<?x?x64xf
 
 // -----
 
+// Tests that a row of a known size of a few points per thread (2048: two)
+// stays in registers: the norm's weights and the residual add's inputs are
+// loaded first, the sum is stored and never loaded back, the scaling reads
+// the held values after the barrier, and there are no loops.
+
+#r3 = affine_map<(b, s, h) -> (b, s, h)>
+#r2 = affine_map<(b, s, h) -> (b, s)>
+#h1 = affine_map<(b, s, h) -> (h)>
+// CHECK-LABEL: func.func @held_row
+// CHECK: gpu.func @[[K:kvc_model_[0-9]+]](%[[H:[^:]+]]: memref<?x?x2048xf32>, %{{[^:]+}}: memref<?x?xf32>, %[[W:[^:]+]]: memref<2048xf32>, %[[Y:[^:]+]]: memref<?x?x2048xf32>, %[[X:[^:]+]]: memref<?x?x2048xf32>, %[[P:[^:]+]]: memref<?x?x2048xf32>, %{{[^:]+}}: f32)
+// CHECK-NOT: scf.for
+// CHECK: nvvm.griddepcontrol launch_dependents
+// CHECK: %[[T:.+]] = gpu.thread_id x
+// CHECK: %[[T2:.+]] = arith.addi %[[T]], %c1024
+// CHECK-NEXT: memref.load %[[W]][%[[T]]]
+// CHECK-NEXT: memref.load %[[W]][%[[T2]]]
+// CHECK-NEXT: memref.load %[[X]]
+// CHECK-NEXT: memref.load %[[X]]
+// CHECK-NEXT: memref.load %[[P]]
+// CHECK-NEXT: memref.load %[[P]]
+// CHECK: memref.store %{{.+}}, %[[H]]
+// CHECK-NEXT: memref.store %{{.+}}, %[[H]]
+// CHECK-NOT: memref.load %[[H]]
+// CHECK: gpu.barrier
+// CHECK: gpu.barrier
+// CHECK-NOT: memref.load %[[H]]
+// CHECK: math.rsqrt
+// CHECK: memref.store %{{.+}}, %[[Y]]
+// CHECK-NEXT: memref.store %{{.+}}, %[[Y]]
+// CHECK-NOT: scf.for
+// CHECK: gpu.return
+func.func @held_row(%x: memref<?x?x2048xf32>, %p: memref<?x?x2048xf32>, %w: memref<2048xf32>, %h: memref<?x?x2048xf32>, %y: memref<?x?x2048xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = memref.dim %x, %c0 : memref<?x?x2048xf32>
+  %s = memref.dim %x, %c1 : memref<?x?x2048xf32>
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [#r3, #r3, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %p : memref<?x?x2048xf32>, memref<?x?x2048xf32>) outs(%h : memref<?x?x2048xf32>) {
+  ^bb0(%u: f32, %v: f32, %unused: f32):
+    %a = arith.addf %u, %v : f32
+    linalg.yield %a : f32
+  }
+  %ss = memref.alloc(%b, %s) : memref<?x?xf32>
+  linalg.fill ins(%zero : f32) outs(%ss : memref<?x?xf32>)
+  linalg.generic {indexing_maps = [#r3, #r2], iterator_types = ["parallel", "parallel", "reduction"]} ins(%h : memref<?x?x2048xf32>) outs(%ss : memref<?x?xf32>) {
+  ^bb0(%v: f32, %acc: f32):
+    %sq = arith.mulf %v, %v : f32
+    %r = arith.addf %acc, %sq : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#r3, #r2, #h1, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%h, %ss, %w : memref<?x?x2048xf32>, memref<?x?xf32>, memref<2048xf32>) outs(%y : memref<?x?x2048xf32>) {
+  ^bb0(%v: f32, %t: f32, %g: f32, %unused: f32):
+    %inv = math.rsqrt %t : f32
+    %n = arith.mulf %v, %inv : f32
+    %o = arith.mulf %n, %g : f32
+    linalg.yield %o : f32
+  }
+  return
+}
+
+// -----
+
 // Tests that a residual add, the sum of squares of its result and the
 // scaling run as one kernel: each thread adds the points it then reduces
 // (and stores the sum, which later ops read).

@@ -4,7 +4,8 @@
 // either a cuBLASLt matmul (a runtime call) or a launch of a kernel generated
 // from the op: one thread per point of an all-parallel op, or one block per
 // output point of an op with one reduction loop (threads stride the loop,
-// then combine through warp shuffles and shared memory). Kernels that come
+// or hold a short row of known size in registers, then combine through warp
+// shuffles and shared memory). Kernels that come
 // out identical (every layer's RMSNorm) are generated once.
 //
 //===----------------------------------------------------------------------===//
@@ -48,6 +49,8 @@ constexpr int64_t kRowThreads = 1024;
 constexpr int64_t kWarpSize = 32;
 /// How far a row kernel's strided loops are unrolled.
 constexpr int64_t kUnroll = 4;
+/// Points per thread up to which a row kernel holds its row in registers.
+constexpr int64_t kHeldPoints = 8;
 constexpr StringLiteral kModuleName = "kvc_model_kernels";
 
 Value index(ImplicitLocOpBuilder &b, int64_t v) {
@@ -155,6 +158,50 @@ void computeAt(ImplicitLocOpBuilder &b, linalg::GenericOp op,
   for (auto [out, value] : llvm::zip(op.getDpsInitsMutable(), yielded))
     memref::StoreOp::create(b, value, out.get(),
                             applyMap(b, op.getMatchingIndexingMap(&out), ivs));
+}
+
+/// A buffer's values at a row kernel's points, stored there through `map`.
+struct Held {
+  AffineMap map;
+  SmallVector<Value> values;
+};
+
+/// Loads what `op` reads at each of `points` (every load first: they are in
+/// flight together), except what `known` holds at the same positions; the
+/// reads of buffers in `skip` are left unmapped.
+SmallVector<IRMapping> loadAt(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+                              ArrayRef<SmallVector<Value>> points,
+                              const DenseMap<Value, Held> &known,
+                              ArrayRef<Value> skip = {}) {
+  SmallVector<IRMapping> mappings(points.size());
+  for (OpOperand *operand : op.getDpsInputOperands()) {
+    BlockArgument arg = op.getMatchingBlockArgument(operand);
+    if (arg.use_empty() || llvm::is_contained(skip, operand->get()))
+      continue;
+    auto it = known.find(operand->get());
+    bool same = it != known.end() &&
+                it->second.map == op.getMatchingIndexingMap(operand);
+    for (auto [k, ivs] : llvm::enumerate(points))
+      mappings[k].map(arg, same ? it->second.values[k]
+                                : loadOperand(b, op, *operand, ivs));
+  }
+  return mappings;
+}
+
+/// Computes all-parallel `op` (one result) at each of `points` from
+/// `mappings` (loadAt), stores the results, and returns them.
+SmallVector<Value> computeHeld(ImplicitLocOpBuilder &b, linalg::GenericOp op,
+                               ArrayRef<SmallVector<Value>> points,
+                               MutableArrayRef<IRMapping> mappings) {
+  SmallVector<Value> values;
+  for (auto [k, ivs] : llvm::enumerate(points))
+    values.push_back(cloneBody(b, op, mappings[k], ivs).front());
+  OpOperand &out = op.getDpsInitsMutable()[0];
+  for (auto [k, ivs] : llvm::enumerate(points))
+    memref::StoreOp::create(
+        b, values[k], out.get(),
+        applyMap(b, op.getMatchingIndexingMap(&out), ivs));
+  return values;
 }
 
 /// The combiner of a one-output reduction: the yielded op that takes the
@@ -323,29 +370,68 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
     where[r] = loop.getInductionVar();
     computeAt(b, generic, where, rowBuffer, row);
   };
-  // The producer first: each thread reads back only what it wrote itself.
-  if (producer)
-    strided(producer, nullptr, nullptr);
-
-  // Each thread folds every kRowThreads-th point of the reduction loop.
-  auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kRowThreads),
-                                 ValueRange{neutral});
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    SmallVector<Value> at = ivs;
-    at[r] = loop.getInductionVar();
-    IRMapping mapping;
-    for (OpOperand *operand : op.getDpsInputOperands()) {
-      BlockArgument arg = op.getMatchingBlockArgument(operand);
-      if (!arg.use_empty())
-        mapping.map(arg, loadOperand(b, op, *operand, at));
+  // A row of a known size that is a few points per thread stays in
+  // registers: the producer's values feed the reduction and the consumer
+  // without a round trip through memory, and every load of a phase is in
+  // flight at once (the consumer's own inputs, a norm's weights, are loaded
+  // first of all).
+  std::optional<int64_t> rowSize = getConstantIntValue(sizes[r]);
+  bool held = rowSize && *rowSize % kRowThreads == 0 &&
+              *rowSize / kRowThreads <= kHeldPoints;
+  SmallVector<SmallVector<Value>> points;
+  DenseMap<Value, Held> known;
+  SmallVector<IRMapping> consumerLoads;
+  Value producerOut =
+      producer ? producer.getDpsInitsMutable()[0].get() : Value();
+  Value acc;
+  if (held) {
+    for (int64_t k = 0; k < *rowSize / kRowThreads; ++k) {
+      points.push_back(ivs);
+      points.back()[r] =
+          arith::AddIOp::create(b, tid, index(b, k * kRowThreads));
     }
-    mapping.map(op.getBody()->getArguments().back(),
-                loop.getRegionIterArgs().front());
-    scf::YieldOp::create(b, cloneBody(b, op, mapping, at));
+    // What this kernel writes the consumer reads after the barrier.
+    if (consumer)
+      consumerLoads =
+          loadAt(b, consumer, points, known,
+                 {producerOut, op.getDpsInitsMutable()[0].get()});
+    if (producer) {
+      SmallVector<IRMapping> loads = loadAt(b, producer, points, known);
+      OpOperand &out = producer.getDpsInitsMutable()[0];
+      known[producerOut] = {producer.getMatchingIndexingMap(&out),
+                            computeHeld(b, producer, points, loads)};
+    }
+    SmallVector<IRMapping> loads = loadAt(b, op, points, known);
+    acc = neutral;
+    for (auto [k, where] : llvm::enumerate(points)) {
+      loads[k].map(op.getBody()->getArguments().back(), acc);
+      acc = cloneBody(b, op, loads[k], where).front();
+    }
+  } else {
+    // The producer first: each thread reads back only what it wrote itself.
+    if (producer)
+      strided(producer, nullptr, nullptr);
+
+    // Each thread folds every kRowThreads-th point of the reduction loop.
+    auto loop = scf::ForOp::create(b, tid, sizes[r], index(b, kRowThreads),
+                                   ValueRange{neutral});
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      SmallVector<Value> at = ivs;
+      at[r] = loop.getInductionVar();
+      IRMapping mapping;
+      for (OpOperand *operand : op.getDpsInputOperands()) {
+        BlockArgument arg = op.getMatchingBlockArgument(operand);
+        if (!arg.use_empty())
+          mapping.map(arg, loadOperand(b, op, *operand, at));
+      }
+      mapping.map(op.getBody()->getArguments().back(),
+                  loop.getRegionIterArgs().front());
+      scf::YieldOp::create(b, cloneBody(b, op, mapping, at));
+    }
+    acc = loop.getResult(0);
   }
-  Value acc = loop.getResult(0);
 
   auto warpReduce = [&](Value v) {
     for (int32_t offset = kWarpSize / 2; offset > 0; offset /= 2) {
@@ -395,7 +481,24 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   b.setInsertionPointAfter(last);
   gpu::BarrierOp::create(b);
   Value row = memref::LoadOp::create(b, scratch, ValueRange{zero});
-  strided(consumer, init.get(), row);
+  if (!held) {
+    strided(consumer, init.get(), row);
+    return;
+  }
+  for (OpOperand *operand : consumer.getDpsInputOperands()) {
+    BlockArgument arg = consumer.getMatchingBlockArgument(operand);
+    Value buffer = operand->get();
+    if (arg.use_empty() || (buffer != init.get() && buffer != producerOut))
+      continue;
+    auto it = known.find(buffer);
+    bool same = it != known.end() &&
+                it->second.map == consumer.getMatchingIndexingMap(operand);
+    for (auto [k, mapping] : llvm::enumerate(consumerLoads))
+      mapping.map(arg, buffer == init.get() ? row
+                       : same ? it->second.values[k]
+                              : loadOperand(b, consumer, *operand, points[k]));
+  }
+  computeHeld(b, consumer, points, consumerLoads);
 }
 
 void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
