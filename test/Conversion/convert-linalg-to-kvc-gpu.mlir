@@ -188,6 +188,52 @@ func.func @held_row(%x: memref<?x?x2048xf32>, %p: memref<?x?x2048xf32>, %w: memr
 
 // -----
 
+// Tests that a held row's consumer reads a buffer that views what the kernel
+// writes (here a subview of the residual sum) only after the barrier, not
+// with its early loads.
+
+#r3 = affine_map<(b, s, h) -> (b, s, h)>
+#r2 = affine_map<(b, s, h) -> (b, s)>
+// CHECK-LABEL: func.func @held_row_view
+// CHECK: gpu.func @{{kvc_model_[0-9]+}}(%[[H:[^:]+]]: memref<?x?x2048xf32>, %{{[^:]+}}: memref<?x?xf32>, %[[V:[^:]+]]: memref<?x?x2048xf32, strided
+// CHECK-NOT: memref.load %[[V]]
+// CHECK: gpu.barrier
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[V]]
+// CHECK: memref.load %[[V]]
+// CHECK: math.rsqrt
+func.func @held_row_view(%x: memref<?x?x2048xf32>, %p: memref<?x?x2048xf32>, %h: memref<?x?x2048xf32>, %y: memref<?x?x2048xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = memref.dim %x, %c0 : memref<?x?x2048xf32>
+  %s = memref.dim %x, %c1 : memref<?x?x2048xf32>
+  %zero = arith.constant 0.0 : f32
+  %hv = memref.subview %h[0, 0, 0] [%b, %s, 2048] [1, 1, 1] : memref<?x?x2048xf32> to memref<?x?x2048xf32, strided<[?, 2048, 1]>>
+  linalg.generic {indexing_maps = [#r3, #r3, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %p : memref<?x?x2048xf32>, memref<?x?x2048xf32>) outs(%h : memref<?x?x2048xf32>) {
+  ^bb0(%u: f32, %v: f32, %unused: f32):
+    %a = arith.addf %u, %v : f32
+    linalg.yield %a : f32
+  }
+  %ss = memref.alloc(%b, %s) : memref<?x?xf32>
+  linalg.fill ins(%zero : f32) outs(%ss : memref<?x?xf32>)
+  linalg.generic {indexing_maps = [#r3, #r2], iterator_types = ["parallel", "parallel", "reduction"]} ins(%h : memref<?x?x2048xf32>) outs(%ss : memref<?x?xf32>) {
+  ^bb0(%v: f32, %acc: f32):
+    %sq = arith.mulf %v, %v : f32
+    %r = arith.addf %acc, %sq : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#r3, #r2, #r3, #r3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%h, %ss, %hv : memref<?x?x2048xf32>, memref<?x?xf32>, memref<?x?x2048xf32, strided<[?, 2048, 1]>>) outs(%y : memref<?x?x2048xf32>) {
+  ^bb0(%v: f32, %t: f32, %w: f32, %unused: f32):
+    %inv = math.rsqrt %t : f32
+    %n = arith.mulf %v, %inv : f32
+    %o = arith.addf %n, %w : f32
+    linalg.yield %o : f32
+  }
+  return
+}
+
+// -----
+
 // Tests that a residual add, the sum of squares of its result and the
 // scaling run as one kernel: each thread adds the points it then reduces
 // (and stores the sum, which later ops read).

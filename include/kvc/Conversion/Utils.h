@@ -31,6 +31,9 @@ Value toTensor(ImplicitLocOpBuilder &b, Value buffer, Type tensorType);
 LogicalResult generalizeNamedOps(ArrayRef<linalg::LinalgOp> ops,
                                  StringRef message);
 
+/// The allocation (or function argument) a buffer views.
+Value rootOf(Value buffer);
+
 /// The aligned pointer of a memref's data as `!llvm.ptr`: what the kvc
 /// runtime's entry points take for device buffers.
 Value pointerOf(ImplicitLocOpBuilder &b, Value memref);

@@ -50,13 +50,6 @@ void accessOf(Value value, bool &read, bool &written) {
   }
 }
 
-/// The allocation (or function argument) a host buffer views.
-Value rootOf(Value value) {
-  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
-    value = view.getViewSource();
-  return value;
-}
-
 /// A launch that may join a merge: its kernel, and the buffers (by root) it
 /// reads and writes.
 struct Member {
@@ -108,9 +101,9 @@ std::optional<Member> asMember(gpu::LaunchFuncOp launch,
     bool read = false, written = false;
     accessOf(argument, read, written);
     if (read)
-      member.reads.insert(rootOf(operand));
+      member.reads.insert(kvc::rootOf(operand));
     if (written)
-      member.writes.insert(rootOf(operand));
+      member.writes.insert(kvc::rootOf(operand));
   }
   return member;
 }

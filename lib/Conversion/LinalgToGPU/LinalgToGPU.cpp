@@ -305,7 +305,8 @@ private:
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
                       Operation *combiner, BlockArgument scratch, Value start,
-                      linalg::GenericOp consumer, linalg::GenericOp producer);
+                      linalg::GenericOp consumer, linalg::GenericOp producer,
+                      ArrayRef<Value> late);
 
   ModuleOp module;
   gpu::GPUModuleOp module_;
@@ -338,11 +339,14 @@ void KernelLibrary::buildParallel(ImplicitLocOpBuilder &b,
   computeAt(b, op, delinearize(b, id, sizes));
 }
 
+/// `late`: buffers the consumer reads that view what the kernel writes
+/// (read only after the barrier).
 void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
                                    linalg::GenericOp op, Operation *combiner,
                                    BlockArgument scratch, Value start,
                                    linalg::GenericOp consumer,
-                                   linalg::GenericOp producer) {
+                                   linalg::GenericOp producer,
+                                   ArrayRef<Value> late) {
   SmallVector<Value> sizes = loopSizes(b, op);
   SmallVector<unsigned> parallel;
   op.getParallelDims(parallel);
@@ -391,10 +395,11 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
           arith::AddIOp::create(b, tid, index(b, k * kRowThreads));
     }
     // What this kernel writes the consumer reads after the barrier.
-    if (consumer)
-      consumerLoads =
-          loadAt(b, consumer, points, known,
-                 {producerOut, op.getDpsInitsMutable()[0].get()});
+    if (consumer) {
+      SmallVector<Value> written(late);
+      written.append({producerOut, op.getDpsInitsMutable()[0].get()});
+      consumerLoads = loadAt(b, consumer, points, known, written);
+    }
     if (producer) {
       SmallVector<IRMapping> loads = loadAt(b, producer, points, known);
       OpOperand &out = producer.getDpsInitsMutable()[0];
@@ -488,7 +493,8 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   for (OpOperand *operand : consumer.getDpsInputOperands()) {
     BlockArgument arg = consumer.getMatchingBlockArgument(operand);
     Value buffer = operand->get();
-    if (arg.use_empty() || (buffer != init.get() && buffer != producerOut))
+    if (arg.use_empty() || (buffer != init.get() && buffer != producerOut &&
+                            !llvm::is_contained(late, buffer)))
       continue;
     auto it = known.find(buffer);
     bool same = it != known.end() &&
@@ -543,10 +549,23 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
   if (combiner) {
     Operation *clonedCombiner =
         clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
+    // Buffers the consumer reads through another view of what the kernel
+    // writes.
+    SmallVector<Value> late;
+    if (consumer) {
+      SmallVector<Value> written = {op.getDpsInits()[0]};
+      if (producer)
+        written.push_back(producer.getDpsInits()[0]);
+      for (Value in : consumer.getDpsInputs())
+        for (Value out : written)
+          if (in != out && kvc::rootOf(in) == kvc::rootOf(out))
+            if (Value arg = mapping.lookupOrNull(in))
+              late.push_back(arg);
+    }
     buildReduction(b, clone, clonedCombiner,
                    func.getWorkgroupAttributions().front(),
                    hasStart ? func.getArgument(operands.size() - 1) : Value(),
-                   consumerClone, producerClone);
+                   consumerClone, producerClone, late);
   } else {
     buildParallel(b, clone);
   }

@@ -58,6 +58,12 @@ void mlir::kvc::populateCacheBoundaryConversions(TypeConverter &typeConverter,
       [&](Operation *op) { return typeConverter.isLegal(op); });
 }
 
+Value mlir::kvc::rootOf(Value buffer) {
+  while (auto view = buffer.getDefiningOp<ViewLikeOpInterface>())
+    buffer = view.getViewSource();
+  return buffer;
+}
+
 Value mlir::kvc::pointerOf(ImplicitLocOpBuilder &b, Value memref) {
   Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
   Value address = arith::IndexCastOp::create(b, b.getI64Type(), index);
