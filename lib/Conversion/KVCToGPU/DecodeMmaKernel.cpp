@@ -31,6 +31,12 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // Key and value tiles; the 16 query rows, padded alike.
   TensorCore core(w, tile, d), queries(w, 16, d);
   const std::string &smemType = core.smemType, &queryType = queries.smemType;
+  // The warps' merge: their row maxima, then the 16 rows' sums and outputs.
+  const std::string maxType = "memref<" + std::to_string(kWarps * 16) +
+                              "xf32, #gpu.address_space<workgroup>>",
+                    sumType = "memref<16xf32, #gpu.address_space<workgroup>>",
+                    outType = "memref<16x" + std::to_string(d) +
+                              "xf32, #gpu.address_space<workgroup>>";
   std::string header =
       "  gpu.func @" + getDecodeMmaName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m +
@@ -39,11 +45,9 @@ std::string decodeMmaKernel(const KernelKey &key) {
       "%split_len: index, %num_splits: index, %scale: f32, %out: " + m +
       ", %heads_last: index) workgroup(%sk: " + smemType + kAligned +
       ", %sv: " + smemType + kAligned + ", %sq: " + queryType + kAligned +
-      ", %so: memref<16x" + std::to_string(d) +
-      "xf32, #gpu.address_space<workgroup>>" + kAligned +
-      ", %smax: memref<" + std::to_string(kWarps * 16) +
-      "xf32, #gpu.address_space<workgroup>>, %ssum: memref<16xf32, "
-      "#gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
+      ", %so: " + outType + kAligned + ", %smax: " + maxType +
+      ", %ssum: " + sumType +
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
       "nvvm.minctasm = 4 : i32} {\n";
   std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
               b = w.let("gpu.block_id z"), ny = w.let("gpu.grid_dim y"),
@@ -195,13 +199,8 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // The 4 warps saw the same query rows over different keys: merge them in
   // the block. Each warp's row maxima to %smax, then every warp rescales its
   // output and sum to the rows' maxima and adds them into %so / %ssum.
-  const std::string maxType = "memref<" + std::to_string(kWarps * 16) +
-                              "xf32, #gpu.address_space<workgroup>>",
-                    sumType = "memref<16xf32, #gpu.address_space<workgroup>>",
-                    outType = "memref<16x" + std::to_string(d) +
-                              "xf32, #gpu.address_space<workgroup>>";
   std::array<std::string, 2> rowOf = {gr, w.add(gr, w.index(8))};
-  std::array<std::string, 2> maxOf, sumOf;
+  std::array<std::string, 2> sumOf;
   auto rowMax = [&](StringRef r) {
     std::string m = minusInf;
     for (int64_t wp = 0; wp < kWarps; ++wp)

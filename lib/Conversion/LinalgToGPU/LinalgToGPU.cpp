@@ -300,8 +300,8 @@ private:
   /// captures cloned in) as `name`.
   void build(linalg::GenericOp op, linalg::GenericOp consumer,
              linalg::GenericOp producer, Operation *combiner, bool hasStart,
-             ArrayRef<Value> operands, ArrayRef<Operation *> constants,
-             StringRef name);
+             ArrayRef<Value> operands, ArrayRef<unsigned> lateOperands,
+             ArrayRef<Operation *> constants, StringRef name);
   void buildParallel(ImplicitLocOpBuilder &b, linalg::GenericOp op);
   void buildReduction(ImplicitLocOpBuilder &b, linalg::GenericOp op,
                       Operation *combiner, BlockArgument scratch, Value start,
@@ -507,10 +507,12 @@ void KernelLibrary::buildReduction(ImplicitLocOpBuilder &b,
   computeHeld(b, consumer, points, consumerLoads);
 }
 
+/// `lateOperands`: the operands the consumer reads that view what the
+/// kernel writes.
 void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
                           linalg::GenericOp producer, Operation *combiner,
-                          bool hasStart,
-                          ArrayRef<Value> operands,
+                          bool hasStart, ArrayRef<Value> operands,
+                          ArrayRef<unsigned> lateOperands,
                           ArrayRef<Operation *> constants, StringRef name) {
   MLIRContext *context = op.getContext();
   OpBuilder moduleBuilder(context);
@@ -549,19 +551,9 @@ void KernelLibrary::build(linalg::GenericOp op, linalg::GenericOp consumer,
   if (combiner) {
     Operation *clonedCombiner =
         clone.getBody()->getTerminator()->getOperand(0).getDefiningOp();
-    // Buffers the consumer reads through another view of what the kernel
-    // writes.
     SmallVector<Value> late;
-    if (consumer) {
-      SmallVector<Value> written = {op.getDpsInits()[0]};
-      if (producer)
-        written.push_back(producer.getDpsInits()[0]);
-      for (Value in : consumer.getDpsInputs())
-        for (Value out : written)
-          if (in != out && kvc::rootOf(in) == kvc::rootOf(out))
-            if (Value arg = mapping.lookupOrNull(in))
-              late.push_back(arg);
-    }
+    for (unsigned i : lateOperands)
+      late.push_back(func.getArgument(i));
     buildReduction(b, clone, clonedCombiner,
                    func.getWorkgroupAttributions().front(),
                    hasStart ? func.getArgument(operands.size() - 1) : Value(),
@@ -634,13 +626,29 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
   std::string key = kernelKey(ops, operands, constants);
   if (start)
     key += "start";
+  // Operands the consumer reads through another view of what the kernel
+  // writes (read after the barrier).
+  SmallVector<unsigned> lateOperands;
+  if (consumer) {
+    SmallVector<Value> written = {op.getDpsInits()[0]};
+    if (producer)
+      written.push_back(producer.getDpsInits()[0]);
+    for (auto [i, v] : llvm::enumerate(operands))
+      if (llvm::is_contained(consumer.getDpsInputs(), v) &&
+          llvm::any_of(written, [&](Value out) {
+            return v != out && kvc::rootOf(v) == kvc::rootOf(out);
+          })) {
+        lateOperands.push_back(i);
+        key += " late" + std::to_string(i);
+      }
+  }
   MLIRContext *context = op.getContext();
   StringAttr &name = byKey[key];
   if (!name) {
     name = StringAttr::get(context,
                            "kvc_model_" + std::to_string(byKey.size() - 1));
     build(op, consumer, producer, combiner, static_cast<bool>(start), operands,
-          constants, name);
+          lateOperands, constants, name);
   }
 
   // The launch, sized on the host, where the consumer's output exists.
