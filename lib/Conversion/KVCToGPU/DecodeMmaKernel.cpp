@@ -179,8 +179,12 @@ std::string decodeMmaKernel(const KernelKey &key) {
     }
   w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
   w.line("gpu.barrier");
-  core.stage("%k", kvBase, w.add("%n0", w.index(tile)), lastRow, "%sk", tid,
-             true);
+  // The next tile's keys; past the last tile, copies of no bytes (the
+  // kernel's exit waits for every copy in flight).
+  std::string next = w.add("%n0", w.index(tile));
+  core.stage("%k", kvBase, next, lastRow, "%sk", tid, true,
+             w.select(w.cmp("slt", next, end), w.index(8), w.index(0),
+                      "index"));
   std::vector<std::array<std::string, 4>> acc(dTiles);
   for (int64_t j = 0; j < dTiles; ++j)
     for (int64_t e = 0; e < 4; ++e)
@@ -194,7 +198,8 @@ std::string decodeMmaKernel(const KernelKey &key) {
   core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);
   w.line("}");
 
-  // The last iteration's read-ahead of keys is done before the exit.
+  // Copies still in flight are done before the exit (the first key tile's,
+  // where the split has no rows).
   w.line("nvvm.cp.async.wait.group 0");
   // The 4 warps saw the same query rows over different keys: merge them in
   // the block. Each warp's row maxima to %smax, then every warp rescales its

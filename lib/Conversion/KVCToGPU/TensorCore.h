@@ -144,7 +144,8 @@ public:
   /// with cp.async when `async`; rows past `last` repeat row `last`.
   /// Returns the cp.async group.
   std::string stage(StringRef src, StringRef base, StringRef first,
-                    StringRef last, StringRef dst, StringRef tid, bool async) {
+                    StringRef last, StringRef dst, StringRef tid, bool async,
+                    StringRef elements = "") {
     std::string m = memrefOf(w.type), tokens;
     for (int64_t chunk = 0; chunk < rows * d / kVectorWidth / kBlockSize;
          ++chunk) {
@@ -155,9 +156,11 @@ public:
       std::string srcRow = w.min(w.add(first, row), last);
       std::string at = w.add(base, w.add(w.mul(srcRow, w.index(d)), col));
       if (async) {
-        std::string token = w.let("nvgpu.device_async_copy " + src + "[" + at +
-                                  "], " + dst + "[" + row + ", " + col +
-                                  "], 8 : " + m + " to " + smemType);
+        std::string token = w.let(
+            "nvgpu.device_async_copy " + src + "[" + at + "], " + dst + "[" +
+            row + ", " + col + "], 8" +
+            (elements.empty() ? "" : ", " + elements.str()) + " : " + m +
+            " to " + smemType);
         tokens += (tokens.empty() ? "" : ", ") + token;
       } else {
         w.line("vector.store " + w.loadRaw(src, at) + ", " + dst + "[" + row +
