@@ -142,7 +142,9 @@ public:
   /// Copies rows [first, first + rows) of a [*, d] matrix at `base` of
   /// `src` into `dst`, 16 bytes a thread at a time (thread `tid` of 128),
   /// with cp.async when `async`; rows past `last` repeat row `last`.
-  /// Returns the cp.async group.
+  /// `elements`, if given, is how many of each copy's 8 elements are read
+  /// (cp.async zero-fills the rest; 0 reads nothing). Returns the cp.async
+  /// group.
   std::string stage(StringRef src, StringRef base, StringRef first,
                     StringRef last, StringRef dst, StringRef tid, bool async,
                     StringRef elements = "") {
