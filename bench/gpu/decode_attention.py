@@ -74,16 +74,23 @@ def copy_bandwidth():
     return 2 * a.numel() / statistics.median(times)
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def start(parser, reps):
+    """Parses the GPU benchmarks' common options (--runtime, --kernels,
+    --reps) with `parser`'s own, opens the runtime, measures the copy
+    bandwidth and prints the device line: (args, runtime, bandwidth)."""
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--kernels", required=True)
-    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--reps", type=int, default=reps)
     args = parser.parse_args()
     rt = kvc_rt.Runtime(args.runtime, args.kernels)
     bw = copy_bandwidth()
     print("device %s, copy bandwidth %.0f GB/s, torch %s" %
           (torch.cuda.get_device_name(), bw / 1e9, torch.__version__))
+    return args, rt, bw
+
+
+def main():
+    args, rt, bw = start(argparse.ArgumentParser(), 200)
     header = ("shape", "KV MB", "floor us", "kvc us", "kvc GB/s", "%copy", "cuDNN us", "flash us",
               "cuDNN/kvc", "flash/kvc", "kvc err", "cuDNN err")
     print("%-12s %7s %8s %8s %8s %6s %9s %9s %9s %9s %9s %9s" % header)

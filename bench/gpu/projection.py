@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python"))
 import kvc_rt  # noqa: E402
-from decode_attention import copy_bandwidth, time_us  # noqa: E402
+from decode_attention import start, time_us  # noqa: E402
 
 # (name, n, k, output dtype) of TinyLlama's decode step.
 SHAPES = [("qkv", 2560, 2048, torch.bfloat16), ("o", 2048, 2048, torch.float32),
@@ -30,15 +30,8 @@ CODES = {torch.bfloat16: kvc_rt.BF16, torch.float32: kvc_rt.F32}
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runtime", required=True)
-    parser.add_argument("--kernels", required=True)
     parser.add_argument("--rows", default="1,16")
-    parser.add_argument("--reps", type=int, default=100)
-    args = parser.parse_args()
-    rt = kvc_rt.Runtime(args.runtime, args.kernels)
-    bw = copy_bandwidth()
-    print("device %s, copy bandwidth %.0f GB/s, torch %s" %
-          (torch.cuda.get_device_name(), bw / 1e9, torch.__version__))
+    args, rt, bw = start(parser, 100)
     print("%-8s %4s %8s %8s %8s %6s %8s %6s %9s %9s" %
           ("shape", "m", "W MB", "floor us", "kvc us", "%copy", "torch us", "%copy",
            "torch/kvc", "kvc err"))

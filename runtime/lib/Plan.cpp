@@ -105,11 +105,12 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   slots = std::max<int64_t>(1, slots);
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
   int64_t blocks = batch * kvHeads * chunks;
-  chooseSplits(plan, blocks, maxKeys, slots);
   if (4 * blocks >= slots) {
     plan.splits = 1;
     plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows)) *
                     kMinSplitRows;
+  } else {
+    chooseSplits(plan, blocks, maxKeys, slots);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
