@@ -112,6 +112,8 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   } else {
     chooseSplits(plan, blocks, maxKeys, slots);
   }
+  if (plan.splits <= kMaxCluster)
+    plan.cluster = plan.splits;
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
   return plan;

@@ -188,20 +188,21 @@ bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
   return true;
 }
 
-bool Device::launch(const std::string &kernel, Grid grid, void **args) {
+bool Device::launch(const std::string &kernel, Grid grid, void **args,
+                    int64_t cluster) {
   void *function = nullptr;
   if (!this->function(kernel, &function))
     return false;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0)
     return true;
   const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {kBlockSize, 1, 1};
-  KVC_CHECK(launchKernel(function, grid3, block, 0, args), kernel);
+  KVC_CHECK(launchKernel(function, grid3, block, 0, args, cluster), kernel);
   return true;
 }
 
 int Device::launchKernel(void *function, const int64_t grid[3],
                          const int64_t block[3], int32_t sharedBytes,
-                         void **params) {
+                         void **params, int64_t cluster) {
   CUlaunchConfig config = {};
   config.gridDimX = static_cast<unsigned>(grid[0]);
   config.gridDimY = static_cast<unsigned>(grid[1]);
@@ -211,12 +212,18 @@ int Device::launchKernel(void *function, const int64_t grid[3],
   config.blockDimZ = static_cast<unsigned>(block[2]);
   config.sharedMemBytes = static_cast<unsigned>(sharedBytes);
   config.hStream = static_cast<CUstream>(stream_);
-  CUlaunchAttribute attribute = {};
-  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-  attribute.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchAttribute attributes[2] = {};
+  config.attrs = attributes;
   if (programmatic_) {
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    CUlaunchAttribute &a = attributes[config.numAttrs++];
+    a.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    a.value.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster > 1) {
+    CUlaunchAttribute &a = attributes[config.numAttrs++];
+    a.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    a.value.clusterDim.x = static_cast<unsigned>(cluster);
+    a.value.clusterDim.y = a.value.clusterDim.z = 1;
   }
   return cuLaunchKernelEx(&config, static_cast<CUfunction>(function), params,
                           nullptr);
@@ -380,13 +387,13 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.index(plan.splits);
   args.f32(scale);
   if (tensorCores) {
-    // With one split the kernel writes the output itself.
+    // With all splits in one cluster the kernel writes the output itself.
     args.memref(out, queryElements);
     args.index(headsLast ? 1 : 0);
   }
-  if (!launch(split, plan.split, args.data()))
+  if (!launch(split, plan.split, args.data(), plan.cluster))
     return false;
-  if (tensorCores && plan.splits == 1)
+  if (tensorCores && plan.cluster == plan.splits)
     return true;
   Args combine;
   combine.memref(partialOut, plan.partialOut);

@@ -95,26 +95,34 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16));
   EXPECT_FALSE(useDecodeMma(8, 1, DType::F32));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
-  // and 16 query rows; splits of 64 rows (10) fill part of one wave, a
-  // partial each.
+  // and 16 query rows; splits of 64 rows (10) fill part of one wave, more
+  // than a cluster holds: a partial each.
   DecodePlan plan = planDecodeMma(1, 4, 8, 1, 64, 640, 528);
   EXPECT_FALSE(plan.single);
   EXPECT_EQ(plan.split.y, 4);
   EXPECT_EQ(plan.splits, 10);
   EXPECT_EQ(plan.splitLen, 64);
-    EXPECT_EQ(plan.combine.x, 32);
+  EXPECT_EQ(plan.cluster, 1);
+  EXPECT_EQ(plan.combine.x, 32);
   EXPECT_EQ(plan.partialOut, 32 * 10 * 64);
+  // At batch 16 (64 blocks) 5 splits of 128 rows fill most of the wave
+  // and run as one cluster.
+  DecodePlan clustered = planDecodeMma(16, 4, 8, 1, 64, 640, 528);
+  EXPECT_EQ(clustered.splits, 5);
+  EXPECT_EQ(clustered.splitLen, 128);
+  EXPECT_EQ(clustered.cluster, 5);
   // At batch 64 the 256 blocks give each of 132 multiprocessors one: no
   // splits, no combine.
   DecodePlan whole = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
   EXPECT_EQ(whole.splits, 1);
   EXPECT_EQ(whole.split.x, 1);
+  EXPECT_EQ(whole.cluster, 1);
   EXPECT_GE(whole.splitLen, 640);
   EXPECT_EQ(whole.splitLen % kMinSplitRows, 0);
-  // At batch 16 (64 blocks) it still splits.
-  EXPECT_GT(planDecodeMma(16, 4, 8, 1, 64, 640, 528).splits, 1);
   // 32 query heads on one kv head, 2 new rows: 64 query rows, 4 blocks.
   EXPECT_EQ(planDecodeMma(2, 1, 32, 2, 128, 4096, 396).split.y, 4);
+  // A long cache splits past any cluster: partials and a combine.
+  EXPECT_EQ(planDecodeMma(1, 8, 4, 2, 128, 32768, 528).cluster, 1);
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {

@@ -40,6 +40,16 @@
 // PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // PTX: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
+// With all splits in one cluster, the blocks merge through each other's
+// shared memory between two cluster barriers.
+// PTX: %cluster_nctarank
+// PTX: barrier.cluster.arrive;
+// PTX-NEXT: barrier.cluster.wait;
+// PTX: mapa.shared::cluster.u64
+// PTX: ld.shared::cluster.b32
+// PTX: ld.shared::cluster.v4.b32
+// PTX: barrier.cluster.arrive;
+// PTX-NEXT: barrier.cluster.wait;
 // PTX: .entry kvc_prefill_d128_g4_bf16(
 // PTX: cp.async
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32

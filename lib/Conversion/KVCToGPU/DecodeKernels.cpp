@@ -203,9 +203,6 @@ std::string decodeSplitKernel(const KernelKey &key, bool single) {
   return w.finish(header, before + loopHeader + loopBody + "    }\n" + after);
 }
 
-/// Splits each combine thread loads per step.
-constexpr int64_t kCombineLoads = 8;
-
 std::string decodeCombineKernel(const KernelKey &key) {
   Writer w(key.elementType);
   std::string m = memrefOf(key.elementType);
@@ -227,51 +224,26 @@ std::string decodeCombineKernel(const KernelKey &key) {
   std::string row = w.let("gpu.block_id x"), tid = w.let("gpu.thread_id x");
   std::string side = w.div(tid, w.index(lanes)), part = w.rem(tid, w.index(lanes));
   std::string offset = w.mul(part, w.index(kVectorWidth));
-  std::string zero = w.f32("0.0"), minusInf = w.f32("-1.0e+30");
-  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
+  std::string zero = w.f32("0.0");
   std::string base = w.mul(row, "%num_splits");
-  std::string before = w.takeBody();
-  // Each thread loads kCombineLoads of its splits per step (at head dim 128
-  // a step takes 64 splits in one L2 round trip), then merges them as a
-  // tree.
-  RowState state = {"%m", "%l", "%a"};
-  std::vector<RowState> loaded;
-  for (int64_t u = 0; u < kCombineLoads; ++u) {
-    std::string split = w.add("%sp", w.index(u * sides));
-    std::string valid = w.cmp("ult", split, "%num_splits");
-    std::string entry =
-        w.add(base, w.select(valid, split, w.index(0), "index"));
-    std::string at = w.mul(entry, w.index(2));
-    RowState o = {
-        w.let("memref.load %pml[" + at + "] : memref<?xf32>"),
-        w.let("memref.load %pml[" + w.add(at, w.index(1)) + "] : memref<?xf32>"),
-        w.let("vector.load %po[" + w.add(w.mul(entry, w.index(d)), offset) +
-              "] : memref<?xf32>, " + vf)};
-    loaded.push_back({w.select(valid, o.max, minusInf, "f32"),
-                      w.select(valid, o.sum, zero, "f32"),
-                      w.select(valid, o.acc, zeros, vf)});
-  }
-  while (loaded.size() > 1) {
-    std::vector<RowState> level;
-    for (size_t i = 0; i + 1 < loaded.size(); i += 2)
-      level.push_back(merge(w, loaded[i], loaded[i + 1]));
-    if (loaded.size() % 2)
-      level.push_back(loaded.back());
-    loaded = level;
-  }
-  state = merge(w, state, loaded.front());
-  w.line("scf.yield " + state.max + ", " + state.sum + ", " + state.acc +
-         " : f32, f32, " + vf);
-  std::string loop = "    %st:3 = scf.for %sp = " + side +
-                     " to %num_splits step " + w.index(sides * kCombineLoads) +
-                     " iter_args(%m = " + minusInf +
-                     ", %l = " + zero + ", %a = " + zeros + ") -> (f32, f32, " +
-                     vf + ") {\n" + w.takeBody() + "    }\n";
-  w.line("vector.store %st#2, %sacc[" + w.add(w.mul(side, w.index(d)), offset) +
-         "] : " + sacc + ", " + vf);
+  // At head dim 128 a step takes 64 splits in one L2 round trip.
+  RowState st = mergeSources(
+      w, side, w.index(sides), "%num_splits", [&](StringRef split) {
+        std::string entry = w.add(base, split);
+        std::string at = w.mul(entry, w.index(2));
+        return RowState{
+            w.let("memref.load %pml[" + at + "] : memref<?xf32>"),
+            w.let("memref.load %pml[" + w.add(at, w.index(1)) +
+                  "] : memref<?xf32>"),
+            w.let("vector.load %po[" + w.add(w.mul(entry, w.index(d)), offset) +
+                  "] : memref<?xf32>, " + vf)};
+      });
+  w.line("vector.store " + st.acc + ", %sacc[" +
+         w.add(w.mul(side, w.index(d)), offset) + "] : " + sacc + ", " + vf);
   std::string at = w.mul(side, w.index(2));
-  w.line("memref.store %st#0, %sml[" + at + "] : " + smem);
-  w.line("memref.store %st#1, %sml[" + w.add(at, w.index(1)) + "] : " + smem);
+  w.line("memref.store " + st.max + ", %sml[" + at + "] : " + smem);
+  w.line("memref.store " + st.sum + ", %sml[" + w.add(at, w.index(1)) + "] : " +
+         smem);
   w.line("gpu.barrier");
   w.line("scf.if " + w.cmp("eq", side, w.index(0)) + " {");
   RowState total;
@@ -299,7 +271,7 @@ std::string decodeCombineKernel(const KernelKey &key) {
   w.storeRow(w.fbin("mulf", total.acc, w.splat(inverse), vf), "%out",
              w.add(w.mul(outRow, w.index(d)), offset));
   w.line("}");
-  return w.finish(header, before + loop + w.takeBody());
+  return w.finish(header);
 }
 
 } // namespace mlir::kvc::kernels::detail

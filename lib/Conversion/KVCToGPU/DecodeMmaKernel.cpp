@@ -6,14 +6,17 @@
 // and value once for all of them. A block stages 64-row key and value
 // tiles of its split into shared memory with cp.async; warp w takes rows
 // 16w..16w+15 of each tile with its own online softmax; at the end the
-// warps merge in shared memory into one partial result per split (with 4
-// per split, one per warp, the combine read 4 times as much: TinyLlama B=16
-// 1.69 -> 1.62 ms/step), or, with a single split, into the normalized
-// output itself, and no combine runs. The queries stay in shared memory and
+// warps merge in shared memory into one result per split (with 4 per
+// split, one per warp, the combine read 4 times as much: TinyLlama B=16
+// 1.69 -> 1.62 ms/step). Where one thread-block cluster holds all splits,
+// its blocks merge those through distributed shared memory and write the
+// normalized output (TinyLlama B=16 1.60 -> 1.53); otherwise each writes a
+// partial for the combine kernel. The queries stay in shared memory and
 // are read again for each tile: held in registers they took 32 more per
 // thread at head dim 128 (164, 3 blocks per SM); now 128 and 4 blocks.
 //
 //===----------------------------------------------------------------------===//
+#include "Cluster.h"
 #include "TensorCore.h"
 
 #include <vector>
@@ -34,7 +37,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
   // The warps' merge: their row maxima, then the 16 rows' sums and outputs.
   const std::string maxType = "memref<" + std::to_string(kWarps * 16) +
                               "xf32, #gpu.address_space<workgroup>>",
-                    sumType = "memref<16xf32, #gpu.address_space<workgroup>>",
+                    rowType = "memref<16xf32, #gpu.address_space<workgroup>>",
                     outType = "memref<16x" + std::to_string(d) +
                               "xf32, #gpu.address_space<workgroup>>";
   std::string header =
@@ -46,7 +49,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
       ", %heads_last: index) workgroup(%sk: " + smemType + kAligned +
       ", %sv: " + smemType + kAligned + ", %sq: " + queryType + kAligned +
       ", %so: " + outType + kAligned + ", %smax: " + maxType +
-      ", %ssum: " + sumType +
+      ", %sblockmax: " + rowType + ", %ssum: " + rowType +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
       "nvvm.minctasm = 4 : i32} {\n";
   std::string split = w.let("gpu.block_id x"), yid = w.let("gpu.block_id y"),
@@ -221,13 +224,14 @@ std::string decodeMmaKernel(const KernelKey &key) {
            ", %smax[" + w.add(warpKeys, rowOf[half]) + "] : " + maxType);
   w.line("}");
   w.line("gpu.barrier");
-  std::array<std::string, 2> scaleOf;
+  std::array<std::string, 2> scaleOf, maxOf;
   for (int64_t half = 0; half < 2; ++half) {
     std::string sum = "%loop#" + std::to_string(dTiles * 4 + 2 + half);
     for (int64_t off : {1, 2})
       sum = w.fbin("addf", sum, w.shuffle(sum, off, false));
+    maxOf[half] = rowMax(rowOf[half]);
     scaleOf[half] = w.exp2(w.fbin(
-        "subf", "%loop#" + std::to_string(dTiles * 4 + half), rowMax(rowOf[half])));
+        "subf", "%loop#" + std::to_string(dTiles * 4 + half), maxOf[half]));
     sumOf[half] = w.fbin("mulf", sum, scaleOf[half]);
   }
   auto scaled = [&](int64_t j, int64_t half) {
@@ -262,57 +266,90 @@ std::string decodeMmaKernel(const KernelKey &key) {
       std::string at = "%ssum[" + rowOf[half] + "]";
       std::string sum = sumOf[half];
       if (wp)
-        sum = w.fbin("addf", sum, w.let("memref.load " + at + " : " + sumType));
-      w.line("memref.store " + sum + ", " + at + " : " + sumType);
+        sum = w.fbin("addf", sum, w.let("memref.load " + at + " : " + rowType));
+      else
+        w.line("memref.store " + maxOf[half] + ", %sblockmax[" + rowOf[half] +
+               "] : " + rowType);
+      w.line("memref.store " + sum + ", " + at + " : " + rowType);
       w.line("}");
     }
     w.line("}");
     w.line("gpu.barrier");
   }
-  // The block's rows: its partial (split s of num_splits), or with a single
-  // split the normalized output itself, heads last if asked (no combine).
-  std::string whole = w.cmp("eq", w.let("gpu.grid_dim x"), w.index(1));
-  for (int64_t c = 0; c < (16 * pieces + kBlockSize - 1) / kBlockSize; ++c) {
-    std::string idx = w.add(w.index(c * kBlockSize), tid);
+  // With all splits of its rows in one cluster, the cluster's blocks merge
+  // their results in shared memory and write the normalized output, heads
+  // last if asked (no combine). Otherwise each block writes its partial
+  // (split s of num_splits) for the combine kernel.
+  const int64_t items = 16 * pieces, passes = (items + kBlockSize - 1) / kBlockSize;
+  std::string rank = clusterRank(w), size = clusterSize(w);
+  auto rowItem = [&](StringRef idx, auto body) {
     std::string r = w.div(idx, w.index(pieces));
     std::string col = w.mul(w.rem(idx, w.index(pieces)), w.index(kVectorWidth));
     w.line("scf.if " +
-           w.let("arith.andi " + w.cmp("ult", idx, w.index(16 * pieces)) +
-                 ", " + w.cmp("ult", w.add(r0, r), qRows) + " : i1") +
+           w.let("arith.andi " + w.cmp("ult", idx, w.index(items)) + ", " +
+                 w.cmp("ult", w.add(r0, r), qRows) + " : i1") +
            " {");
-    std::string acc = w.let("vector.load %so[" + r + ", " + col + "] : " +
-                            outType + ", vector<8xf32>");
-    std::string sum =
-        w.let("memref.load %ssum[" + r + "] : " + sumType);
-    std::string row = queryRow(r);
-    w.line("scf.if " + whole + " {");
-    // A row that attended to nothing comes out zero.
-    std::string positive =
-        w.let("arith.cmpf ogt, " + sum + ", " + zero + " : f32");
-    std::string inverse = w.select(
-        positive, w.fbin("divf", w.f32("1.0"), sum), zero, "f32");
-    std::string rr = clamped(r);
-    std::string head = w.add(w.mul(hk, w.index(g)), w.rem(rr, w.index(g)));
-    std::string headsLast = w.add(
-        w.mul(w.add(w.mul(b, "%rows"), w.div(rr, w.index(g))), qHeads), head);
-    std::string outRow = w.select(w.cmp("ne", "%heads_last", w.index(0)),
-                                  headsLast, row, "index");
-    w.storeRow(w.fbin("mulf", acc, w.splat(inverse), "vector<8xf32>"), "%out",
-               w.add(w.mul(outRow, w.index(d)), col));
-    w.line("} else {");
-    std::string entry = w.add(w.mul(row, "%num_splits"), split);
-    w.line("vector.store " + acc + ", %po[" +
-           w.add(w.mul(entry, w.index(d)), col) +
-           "] : memref<?xf32>, vector<8xf32>");
-    w.line("scf.if " + w.cmp("eq", col, w.index(0)) + " {");
-    std::string at = w.mul(entry, w.index(2));
-    w.line("memref.store " + rowMax(r) + ", %pml[" + at + "] : memref<?xf32>");
-    w.line("memref.store " + sum + ", %pml[" + w.add(at, w.index(1)) +
-           "] : memref<?xf32>");
+    body(r, col);
     w.line("}");
-    w.line("}");
-    w.line("}");
+  };
+  w.line("scf.if " + w.cmp("eq", size, w.let("gpu.grid_dim x")) + " {");
+  clusterBarrier(w);
+  for (int64_t c = 0; c < passes; ++c) {
+    std::string idx = w.add(
+        w.mul(w.add(w.mul(w.index(c), size), rank), w.index(kBlockSize)), tid);
+    rowItem(idx, [&](StringRef r, StringRef col) {
+      RowState s = mergeSources(
+          w, w.index(0), w.index(1), size, [&](StringRef from) {
+            auto at = [&](StringRef buffer, StringRef type, StringRef i,
+                          StringRef loaded) {
+              return loadRemote(w, remoteBuffer(w, buffer, type, from), i,
+                                loaded);
+            };
+            return RowState{
+                at("%sblockmax", rowType, r, "f32"),
+                at("%ssum", rowType, r, "f32"),
+                at("%so", outType, w.add(w.mul(r, w.index(d)), col),
+                   "vector<8xf32>")};
+          });
+      // A row that attended to nothing comes out zero.
+      std::string positive =
+          w.let("arith.cmpf ogt, " + s.sum + ", " + zero + " : f32");
+      std::string inverse = w.select(
+          positive, w.fbin("divf", w.f32("1.0"), s.sum), zero, "f32");
+      std::string rr = clamped(r);
+      std::string head = w.add(w.mul(hk, w.index(g)), w.rem(rr, w.index(g)));
+      std::string headsLast = w.add(
+          w.mul(w.add(w.mul(b, "%rows"), w.div(rr, w.index(g))), qHeads),
+          head);
+      std::string outRow = w.select(w.cmp("ne", "%heads_last", w.index(0)),
+                                    headsLast, queryRow(r), "index");
+      w.storeRow(w.fbin("mulf", s.acc, w.splat(inverse), "vector<8xf32>"),
+                 "%out", w.add(w.mul(outRow, w.index(d)), col));
+    });
   }
+  // The other blocks read this one's shared memory until here.
+  clusterBarrier(w);
+  w.line("} else {");
+  for (int64_t c = 0; c < passes; ++c)
+    rowItem(w.add(w.index(c * kBlockSize), tid), [&](StringRef r,
+                                                     StringRef col) {
+      std::string entry = w.add(w.mul(queryRow(r), "%num_splits"), split);
+      w.line("vector.store " +
+             w.let("vector.load %so[" + r + ", " + col + "] : " + outType +
+                   ", vector<8xf32>") +
+             ", %po[" + w.add(w.mul(entry, w.index(d)), col) +
+             "] : memref<?xf32>, vector<8xf32>");
+      w.line("scf.if " + w.cmp("eq", col, w.index(0)) + " {");
+      std::string at = w.mul(entry, w.index(2));
+      w.line("memref.store " +
+             w.let("memref.load %sblockmax[" + r + "] : " + rowType) +
+             ", %pml[" + at + "] : memref<?xf32>");
+      w.line("memref.store " +
+             w.let("memref.load %ssum[" + r + "] : " + rowType) + ", %pml[" +
+             w.add(at, w.index(1)) + "] : memref<?xf32>");
+      w.line("}");
+    });
+  w.line("}");
   return w.finish(header);
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::kvc::kernels::detail {
 using llvm::Twine;
@@ -43,6 +44,10 @@ public:
     return name;
   }
   void line(const Twine &text) { os << "    " << text << "\n"; }
+  /// Text written as it is (a region built with takeBody()).
+  void raw(StringRef text) { os << text; }
+  /// A fresh SSA name that nothing has defined yet.
+  std::string fresh() { return "%v" + std::to_string(next++); }
   std::string index(int64_t value) {
     return constant(Twine(value) + " : index");
   }
@@ -193,6 +198,51 @@ inline RowState merge(Writer &w, const RowState &state, const RowState &other) {
                            w.fbin("mulf", other.acc, w.splat(b), "vector<8xf32>"),
                            "vector<8xf32>");
   return {m, sum, acc};
+}
+
+/// Splits whose partial results a thread loads at once before it merges
+/// them as a tree.
+constexpr int64_t kMergeLoads = 8;
+
+/// The merge of the partial results of sources first, first + stride, ...
+/// below `count` (an scf.for that loads kMergeLoads of them per step with
+/// `load(source)`, then merges them as a tree).
+template <typename Load>
+RowState mergeSources(Writer &w, StringRef first, StringRef stride,
+                      StringRef count, Load load) {
+  const std::string vf = "vector<8xf32>";
+  std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
+  std::string zeros = w.let("arith.constant dense<0.0> : " + vf);
+  std::string step = w.mul(stride, w.index(kMergeLoads));
+  std::string results = w.fresh(), source = w.fresh();
+  RowState state = {w.fresh(), w.fresh(), w.fresh()};
+  std::string before = w.takeBody();
+  std::vector<RowState> loaded;
+  for (int64_t u = 0; u < kMergeLoads; ++u) {
+    std::string s = u ? w.add(source, w.mul(w.index(u), stride)) : source;
+    std::string valid = w.cmp("ult", s, count);
+    RowState o = load(w.select(valid, s, first, "index"));
+    loaded.push_back({w.select(valid, o.max, minusInf, "f32"),
+                      w.select(valid, o.sum, zero, "f32"),
+                      w.select(valid, o.acc, zeros, vf)});
+  }
+  while (loaded.size() > 1) {
+    std::vector<RowState> level;
+    for (size_t i = 0; i + 1 < loaded.size(); i += 2)
+      level.push_back(merge(w, loaded[i], loaded[i + 1]));
+    if (loaded.size() % 2)
+      level.push_back(loaded.back());
+    loaded = level;
+  }
+  RowState next = merge(w, state, loaded.front());
+  w.line("scf.yield " + next.max + ", " + next.sum + ", " + next.acc +
+         " : f32, f32, " + vf);
+  w.raw(before + "    " + results + ":3 = scf.for " + source + " = " +
+        first.str() + " to " + count.str() + " step " + step + " iter_args(" +
+        state.max + " = " + minusInf + ", " + state.sum + " = " + zero +
+        ", " + state.acc + " = " + zeros + ") -> (f32, f32, " + vf + ") {\n" +
+        w.takeBody() + "    }\n");
+  return {results + "#0", results + "#1", results + "#2"};
 }
 
 /// The generators (CacheKernels.cpp, DecodeKernels.cpp, DecodeMmaKernel.cpp,

@@ -38,6 +38,10 @@ struct DecodePlan {
   /// The split kernel that takes one cache row per thread per step
   /// (decodeSplitKernel(..., true)): splits of one block step each.
   bool single = false;
+  /// Blocks per thread-block cluster along the splits (tensor-core kernel):
+  /// where one cluster holds all splits (cluster == splits), its blocks
+  /// merge in shared memory and no combine runs.
+  int64_t cluster = 1;
   Grid split, combine;
   /// f32 elements of the partial outputs and of the running max/sum pairs.
   int64_t partialOut = 0, partialMaxSum = 0;
@@ -59,14 +63,21 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t slots);
 constexpr int64_t kMinSplitRows = 64;
 /// The same for the tensor-core split kernel (decodeMmaKernel, f16/bf16):
-/// a block takes up to kMmaQueryRows query rows of a kv head and writes one
-/// partial per split. Where the blocks without splits already give every
-/// multiprocessor one (4 * blocks >= slots), there is one split: the kernel
-/// writes the output itself and no combine runs (TinyLlama B=64 2.05 ->
-/// 1.93 ms/step on the H100).
+/// a block takes up to kMmaQueryRows query rows of a kv head. Where the
+/// blocks without splits already give every multiprocessor one (4 * blocks
+/// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
+/// H100). Up to kMaxCluster splits run as one thread-block cluster that
+/// merges them in shared memory and writes the output itself (TinyLlama
+/// B=16, 5 splits: 1.60 -> 1.53 ms/step); more write one partial each for
+/// the combine kernel.
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots);
+/// Blocks per cluster where the splits merge: the portable limit. Clusters
+/// of 10 and 16 (non-portable) measured slower than partials and the
+/// combine kernel on the H100 (TinyLlama B=1 1.28 against 1.25 ms/step, B1
+/// L4096 with 16 splits 16.4 against 15.4 us).
+constexpr int64_t kMaxCluster = 8;
 constexpr int64_t kMmaQueryRows = 16;
 /// Whether a decode takes the tensor-core split kernel: for f16/bf16 caches
 /// whose kv heads serve more query rows (group times new rows) than one

@@ -146,12 +146,16 @@ private:
   bool fail(const std::string &message);
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
-  bool launch(const std::string &kernel, Grid grid, void **args);
+  /// Launches `kernel` in clusters of `cluster` blocks along x (grid.x a
+  /// multiple of it).
+  bool launch(const std::string &kernel, Grid grid, void **args,
+              int64_t cluster = 1);
   /// Launches a kvc kernel: as a programmatic dependent launch (it starts
   /// with griddepcontrol.wait, see kvc/Conversion/Utils.h), unless the
   /// environment sets KVC_PROGRAMMATIC_LAUNCH=0.
   int launchKernel(void *function, const int64_t grid[3],
-                   const int64_t block[3], int32_t sharedBytes, void **params);
+                   const int64_t block[3], int32_t sharedBytes, void **params,
+                   int64_t cluster = 1);
   /// Blocks of `kernel` one multiprocessor runs at once.
   bool residentBlocks(const std::string &kernel, int64_t *blocks);
   bool ensureWorkspace(int64_t bytes);
