@@ -189,13 +189,13 @@ bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
 }
 
 bool Device::launch(const std::string &kernel, Grid grid, void **args,
-                    int64_t cluster, int64_t threads) {
+                    int64_t cluster) {
   void *function = nullptr;
   if (!this->function(kernel, &function))
     return false;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0)
     return true;
-  const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {threads, 1, 1};
+  const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {kBlockSize, 1, 1};
   KVC_CHECK(launchKernel(function, grid3, block, 0, args, cluster), kernel);
   return true;
 }
@@ -474,30 +474,22 @@ bool Device::hasKernel(const std::string &name) {
   return true;
 }
 
-bool Device::projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
-                        int64_t n, int64_t k, DType type, DType outType,
-                        bool *done) {
-  std::string kernel = projectionKernel(m, n, k, type, outType);
+bool Device::gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
+                  int64_t n, int64_t k, DType type, DType outType,
+                  bool *done) {
+  std::string kernel = gemvKernel(m, n, k, type, outType);
   *done = !kernel.empty() && (x | w) % 16 == 0 && hasKernel(kernel);
   if (!*done)
     return true;
   Args args;
-  args.memref(x, m * k);
+  args.memref(x, k);
   args.memref(w, n * k);
-  args.memref(out, m * n);
-  if (m == 1) {
-    args.index(n);
-    args.index(k);
-    // A row of w per warp.
-    return launch(kernel,
-                  {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
-                  args.data());
-  }
-  args.index(m);
+  args.memref(out, n);
   args.index(n);
   args.index(k);
-  return launch(kernel, {(n + kGemm16Block - 1) / kGemm16Block, 1, 1},
-                args.data(), 1, kGemm16Threads);
+  // A row of w per warp.
+  return launch(kernel, {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
+                args.data());
 }
 
 bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,

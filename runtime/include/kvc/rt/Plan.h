@@ -106,16 +106,12 @@ std::string decodeMmaKernel(int64_t headDim, int64_t group, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);
-/// kvc's projection kernel for `m` rows of f16/bf16, if it has one: one row
-/// with k a multiple of 8 (kvc_gemv_{T}_{O}), 2 to kGemm16Rows rows with k
-/// a multiple of 64 (kvc_gemm16_{T}_{O}); else "". Both start reading w
-/// before the kernels ahead of them finish (programmatic dependent launch),
-/// which cuBLASLt cannot.
-std::string projectionKernel(int64_t m, int64_t n, int64_t k, DType type,
-                             DType outType);
-constexpr int64_t kGemm16Rows = 16;
-/// Rows of w one kvc_gemm16 block takes, and its threads.
-constexpr int64_t kGemm16Block = 16, kGemm16Threads = 256;
+/// kvc's one-row projection kernel (kvc_gemv_{T}_{O}) for one row of
+/// f16/bf16 with k a multiple of 8: it starts reading w before the kernels
+/// ahead of it finish (programmatic dependent launch), which cuBLASLt
+/// cannot; else "".
+std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
+                       DType outType);
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 
