@@ -633,7 +633,8 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
     SmallVector<Value> written = {op.getDpsInits()[0]};
     if (producer)
       written.push_back(producer.getDpsInits()[0]);
-    for (auto [i, v] : llvm::enumerate(operands))
+    for (unsigned i = 0; i < operands.size(); ++i) {
+      Value v = operands[i];
       if (llvm::is_contained(consumer.getDpsInputs(), v) &&
           llvm::any_of(written, [&](Value out) {
             return v != out && kvc::rootOf(v) == kvc::rootOf(out);
@@ -641,6 +642,7 @@ LogicalResult KernelLibrary::outline(linalg::GenericOp op, Value start,
         lateOperands.push_back(i);
         key += " late" + std::to_string(i);
       }
+    }
   }
   MLIRContext *context = op.getContext();
   StringAttr &name = byKey[key];
