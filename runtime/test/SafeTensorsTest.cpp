@@ -78,12 +78,12 @@ TEST_F(SafeTensorsTest, ChecksAgainstTheModel) {
   std::string error;
   auto st = SafeTensors::open(path, error);
   ASSERT_TRUE(st) << error;
-  EXPECT_EQ(st->check({{"w", "F32", {2}}}), "");
-  EXPECT_EQ(st->check({{"v", "F32", {2}}}),
+  EXPECT_EQ(st->check({{"w", "F32", {2}, {}}}), "");
+  EXPECT_EQ(st->check({{"v", "F32", {2}, {}}}),
             "missing weight 'v' (F32 [2])\n");
-  EXPECT_EQ(st->check({{"w", "BF16", {2}}}),
+  EXPECT_EQ(st->check({{"w", "BF16", {2}, {}}}),
             "weight 'w' is F32, the model expects BF16\n");
-  EXPECT_EQ(st->check({{"w", "F32", {1, 2}}}),
+  EXPECT_EQ(st->check({{"w", "F32", {1, 2}, {}}}),
             "weight 'w' has shape [2], the model expects [1, 2]\n");
 }
 
