@@ -57,7 +57,7 @@ void Device::deallocate(DevicePtr ptr) {
 bool Device::matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
                     int64_t n, int64_t k, DType type, DType outType) {
   bool done = false;
-  if (!gemv(x, w, out, m, n, k, type, outType, &done))
+  if (!projection(x, w, out, m, n, k, type, outType, &done))
     return false;
   if (done)
     return true;

@@ -135,11 +135,16 @@ std::string checkShapes(int64_t headDim, int64_t group) {
   return "";
 }
 
-std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
-                       DType outType) {
-  if (type == DType::F32 || m != 1 || k % 8)
+std::string projectionKernel(int64_t m, int64_t n, int64_t k, DType type,
+                             DType outType) {
+  std::string types = std::string(name(type)) + "_" + name(outType);
+  if (type == DType::F32)
     return "";
-  return std::string("kvc_gemv_") + name(type) + "_" + name(outType);
+  if (m == 1 && k % 8 == 0)
+    return "kvc_gemv_" + types;
+  if (m > 1 && m <= kGemm16Rows && k % 64 == 0 && k <= kGemm16MaxK)
+    return "kvc_gemm16_" + types;
+  return "";
 }
 
 std::string argmaxKernel(DType type) {

@@ -171,7 +171,8 @@ bool Device::function(const std::string &name, void **result) {
   return true;
 }
 
-bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
+bool Device::residentBlocks(const std::string &kernel, int64_t *blocks,
+                            int64_t threads) {
   auto it = residents_.find(kernel);
   if (it != residents_.end()) {
     *blocks = it->second;
@@ -182,20 +183,20 @@ bool Device::residentBlocks(const std::string &kernel, int64_t *blocks) {
     return false;
   int count = 0;
   KVC_CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor(
-                &count, static_cast<CUfunction>(f), kBlockSize, 0),
+                &count, static_cast<CUfunction>(f), threads, 0),
             kernel);
   *blocks = residents_[kernel] = std::max(count, 1);
   return true;
 }
 
 bool Device::launch(const std::string &kernel, Grid grid, void **args,
-                    int64_t cluster) {
+                    int64_t cluster, int64_t threads) {
   void *function = nullptr;
   if (!this->function(kernel, &function))
     return false;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0)
     return true;
-  const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {kBlockSize, 1, 1};
+  const int64_t grid3[3] = {grid.x, grid.y, grid.z}, block[3] = {threads, 1, 1};
   KVC_CHECK(launchKernel(function, grid3, block, 0, args, cluster), kernel);
   return true;
 }
@@ -474,22 +475,39 @@ bool Device::hasKernel(const std::string &name) {
   return true;
 }
 
-bool Device::gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
-                  int64_t n, int64_t k, DType type, DType outType,
-                  bool *done) {
-  std::string kernel = gemvKernel(m, n, k, type, outType);
+bool Device::projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
+                        int64_t n, int64_t k, DType type, DType outType,
+                        bool *done) {
+  std::string kernel = projectionKernel(m, n, k, type, outType);
   *done = !kernel.empty() && (x | w) % 16 == 0 && hasKernel(kernel);
+  if (*done && m > 1) {
+    // kvc_gemm16 only where its blocks fit in one wave (see
+    // projectionKernel).
+    int64_t resident = 0;
+    if (!residentBlocks(kernel, &resident, kGemm16Threads))
+      return false;
+    *done = (n + kGemm16Block - 1) / kGemm16Block <=
+            resident * multiprocessors_;
+  }
   if (!*done)
     return true;
   Args args;
-  args.memref(x, k);
+  args.memref(x, m * k);
   args.memref(w, n * k);
-  args.memref(out, n);
+  args.memref(out, m * n);
+  if (m == 1) {
+    args.index(n);
+    args.index(k);
+    // A row of w per warp.
+    return launch(kernel,
+                  {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
+                  args.data());
+  }
+  args.index(m);
   args.index(n);
   args.index(k);
-  // A row of w per warp.
-  return launch(kernel, {(n + kBlockSize / 32 - 1) / (kBlockSize / 32), 1, 1},
-                args.data());
+  return launch(kernel, {(n + kGemm16Block - 1) / kGemm16Block, 1, 1},
+                args.data(), 1, kGemm16Threads);
 }
 
 bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,

@@ -157,4 +157,21 @@ TEST(Names, MatchTheCompiler) {
   EXPECT_EQ(queriesPerBlock(7), 1);
 }
 
+TEST(Names, ProjectionKernels) {
+  EXPECT_EQ(projectionKernel(1, 2048, 2048, DType::BF16, DType::F32),
+            "kvc_gemv_bf16_f32");
+  EXPECT_EQ(projectionKernel(1, 100, 24, DType::F16, DType::F16),
+            "kvc_gemv_f16_f16");
+  EXPECT_EQ(projectionKernel(16, 11264, 2048, DType::BF16, DType::BF16),
+            "kvc_gemm16_bf16_bf16");
+  EXPECT_EQ(projectionKernel(2, 2560, 320, DType::F16, DType::F32),
+            "kvc_gemm16_f16_f32");
+  // k not a multiple of 64 or past 2048 (TinyLlama's down projection),
+  // more than 16 rows, f32: cuBLASLt.
+  EXPECT_EQ(projectionKernel(16, 2048, 5632, DType::BF16, DType::F32), "");
+  EXPECT_EQ(projectionKernel(3, 100, 24, DType::BF16, DType::F32), "");
+  EXPECT_EQ(projectionKernel(17, 2048, 2048, DType::BF16, DType::F32), "");
+  EXPECT_EQ(projectionKernel(1, 2048, 2048, DType::F32, DType::F32), "");
+}
+
 } // namespace

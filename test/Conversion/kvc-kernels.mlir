@@ -55,8 +55,8 @@
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 
 // Programmatic launch: kernels read nothing before griddepcontrol.wait
-// (inline PTX, so that no load moves across it) except kvc_gemv, which
-// loads its first 8 pieces of w (weights) before it.
+// (inline PTX, so that no load moves across it) except kvc_gemv and
+// kvc_gemm16, which load their first 8 pieces of w (weights) before it.
 // WAIT-LABEL: .entry kvc_decode_split_d128_g4_bf16(
 // WAIT-NOT: ld.global
 // WAIT: griddepcontrol.wait;
@@ -68,6 +68,15 @@
 // WAIT: griddepcontrol.wait;
 // WAIT: griddepcontrol.launch_dependents;
 // WAIT: ld.global.v4.b32
+// kvc_gemm16 likewise with its first two chunks of w (8 pieces), then x,
+// on the tensor cores.
+// WAIT-LABEL: .entry kvc_gemm16_bf16_f32(
+// WAIT-COUNT-8: ld.global.v4.b32
+// WAIT-NOT: ld.global
+// WAIT: griddepcontrol.wait;
+// WAIT: griddepcontrol.launch_dependents;
+// WAIT: ld.global.v4.b32
+// WAIT: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 
 // HELP: kvc-kernels options:
 // HELP-NOT: amdgpu

@@ -255,6 +255,7 @@ std::string decodeCombineKernel(const KernelKey &key);
 std::string decodeMmaKernel(const KernelKey &key);
 std::string prefillKernel(const KernelKey &key);
 std::string gemvKernel(const GemvKey &key);
+std::string gemm16Kernel(const GemvKey &key);
 
 } // namespace mlir::kvc::kernels::detail
 

@@ -61,6 +61,12 @@ std::string mlir::kvc::kernels::getGemvName(const GemvKey &key) {
       .str();
 }
 
+std::string mlir::kvc::kernels::getGemm16Name(const GemvKey &key) {
+  return ("kvc_gemm16_" + getName(key.inputType) + "_" +
+          getName(key.outputType))
+      .str();
+}
+
 std::string mlir::kvc::kernels::getArgmaxName(ElementType type) {
   return ("kvc_argmax_" + getName(type)).str();
 }
@@ -137,8 +143,10 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
       want(getPrefillName(key), [&] { return prefillKernel(key); });
     }
   }
-  for (const GemvKey &key : gemvs)
+  for (const GemvKey &key : gemvs) {
     want(getGemvName(key), [&] { return gemvKernel(key); });
+    want(getGemm16Name(key), [&] { return gemm16Kernel(key); });
+  }
   if (text.empty())
     return success();
   std::string source = "gpu.module @kvc_kernels_new {\n" + text + "}\n";

@@ -1,8 +1,11 @@
 # Tests the runtime's projections (row-major x times w transposed, as
-# compiled models call them: kvc_gemv for one row of f16/bf16,
-# cuBLASLt otherwise) and greedy argmax (kvc_argmax) against torch: rows 1
-# to 64, TinyLlama's shapes and odd ones (k a multiple of 8 but not of 256,
-# n not a multiple of 8), bf16/f16 to f32 and to themselves, f32; argmax on
+# compiled models call them: kvc_gemv for one row of f16/bf16, kvc_gemm16
+# for 2 to 16 rows with k up to 2048 where its blocks fit in one wave,
+# cuBLASLt otherwise) and greedy argmax (kvc_argmax)
+# against torch: rows 1 to 64, TinyLlama's shapes and odd ones (k a
+# multiple of 8 but not of 64, n not a multiple of 8; k of 5 64-wide chunks,
+# fewer than kvc_gemm16's 8 warps, n not a multiple of its 16 rows),
+# bf16/f16 to f32 and to themselves, f32; argmax on
 # f32 and bf16 logits with a tie. Outputs are poisoned before every run.
 #
 # REQUIRES: cuda
@@ -30,7 +33,7 @@ def main():
     gen = torch.Generator(device="cuda").manual_seed(0)
     failures, cases = 0, 0
     shapes = [(2048, 2048), (2560, 2048), (256, 2048), (11264, 2048), (2048, 5632), (100, 24),
-              (32000, 2048)]
+              (200, 320), (32000, 2048)]
     combos = [("bf16", "f32"), ("bf16", "bf16"), ("f16", "f32"), ("f16", "f16"), ("f32", "f32")]
     for m, (n, k), (tin, tout) in itertools.product([1, 3, 4, 7, 16, 17, 64], shapes, combos):
         dtype, code = TYPES[tin]

@@ -104,6 +104,13 @@ std::string getPrefillName(const KernelKey &key);
 /// projection reading w once (the runtime picks it where cuBLASLt is slow).
 std::string getGemvName(const GemvKey &key);
 
+/// `kvc_gemm16_{T}_{O}(x, w, out, m, n, k)`: grid (ceil(n/16)) of 256
+/// threads; out[m, n] = sum_k x[m, k] w[n, k] for 1 <= m <= 16 rows (k a
+/// multiple of 64) on the
+/// tensor cores, in f32, stored as O: the projections of a small batch,
+/// reading w once and starting before the kernels ahead finish.
+std::string getGemm16Name(const GemvKey &key);
+
 /// Appends the kernels of `keys` (every kernel a decode through that key
 /// needs) and the projection kernels `gemvs` to a `gpu.module @kvc_kernels`
 /// in `module`, creating it if needed and skipping kernels already there.

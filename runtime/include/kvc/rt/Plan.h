@@ -106,12 +106,23 @@ std::string decodeMmaKernel(int64_t headDim, int64_t group, DType type);
 std::string prefillKernel(int64_t headDim, int64_t group, DType type);
 constexpr const char *kSetLengthsKernel = "kvc_set_lengths";
 std::string argmaxKernel(DType type);
-/// kvc's one-row projection kernel (kvc_gemv_{T}_{O}) for one row of
-/// f16/bf16 with k a multiple of 8: it starts reading w before the kernels
-/// ahead of it finish (programmatic dependent launch), which cuBLASLt
-/// cannot; else "".
-std::string gemvKernel(int64_t m, int64_t n, int64_t k, DType type,
-                       DType outType);
+/// kvc's projection kernel for `m` rows of f16/bf16, if it has one: one row
+/// with k a multiple of 8 (kvc_gemv_{T}_{O}); 2 to kGemm16Rows rows with k
+/// a multiple of 64 up to kGemm16MaxK (kvc_gemm16_{T}_{O}, which the
+/// runtime takes only where its blocks fit in one wave); else "". Both
+/// start reading w before the kernels ahead of them finish (programmatic
+/// dependent launch), which cuBLASLt cannot. Alone kvc_gemm16 is slower
+/// than cuBLASLt (TinyLlama's o and qkv at 16 rows: 6.8 / 7.8 against 6.6 /
+/// 7.0 us on the H100, its gate_up and down 23.6 / 15.9 against 18.4 /
+/// 12.2); in a decode step the head start wins where its blocks are one
+/// wave of short warps: TinyLlama B=16 with it on qkv and o 1.49-1.51
+/// and 1.50-1.53 ms/step in two runs, on none 1.56-1.60 and 1.56-1.57, on
+/// all four 1.60-1.63.
+std::string projectionKernel(int64_t m, int64_t n, int64_t k, DType type,
+                             DType outType);
+constexpr int64_t kGemm16Rows = 16, kGemm16MaxK = 2048;
+/// Rows of w one kvc_gemm16 block takes, and its threads.
+constexpr int64_t kGemm16Block = 16, kGemm16Threads = 256;
 /// Query rows of one prefill block.
 constexpr int64_t kPrefillRows = 64;
 

@@ -116,7 +116,8 @@ public:
   void deallocate(DevicePtr ptr);
   /// `out[m, n] = sum_k x[m, k] w[n, k]`, row-major (w as Hugging Face
   /// stores projections), f32 accumulation; `out` is of `outType` (`type`
-  /// or f32). Through cuBLASLt, or kvc_gemv where gemvKernel() says.
+  /// or f32). Through cuBLASLt, or kvc's kernel where projectionKernel()
+  /// names one.
   bool matmul(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
               int64_t k, DType type, DType outType);
   /// `out[r]` = the index of the largest of the `vocab` logits of row r (the
@@ -146,27 +147,28 @@ private:
   bool fail(const std::string &message);
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
-  /// Launches `kernel` in clusters of `cluster` blocks along x (grid.x a
-  /// multiple of it).
+  /// Launches `kernel` in blocks of `threads`, in clusters of `cluster`
+  /// blocks along x (grid.x a multiple of it).
   bool launch(const std::string &kernel, Grid grid, void **args,
-              int64_t cluster = 1);
+              int64_t cluster = 1, int64_t threads = kBlockSize);
   /// Launches a kvc kernel: as a programmatic dependent launch (it starts
   /// with griddepcontrol.wait, see kvc/Conversion/Utils.h), unless the
   /// environment sets KVC_PROGRAMMATIC_LAUNCH=0.
   int launchKernel(void *function, const int64_t grid[3],
                    const int64_t block[3], int32_t sharedBytes, void **params,
                    int64_t cluster = 1);
-  /// Blocks of `kernel` one multiprocessor runs at once.
-  bool residentBlocks(const std::string &kernel, int64_t *blocks);
+  /// Blocks of `kernel` (of `threads`) one multiprocessor runs at once.
+  bool residentBlocks(const std::string &kernel, int64_t *blocks,
+                      int64_t threads = kBlockSize);
   bool ensureWorkspace(int64_t bytes);
   bool checkCache(const Cache &cache);
 
   /// `kernel` is in the library (no error if not).
   bool hasKernel(const std::string &kernel);
-  /// A batch-1 projection through kvc's kernel; `done` is false (and
+  /// A projection of few rows through kvc's kernel; `done` is false (and
   /// nothing launched) where it does not apply.
-  bool gemv(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m, int64_t n,
-            int64_t k, DType type, DType outType, bool *done);
+  bool projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
+                  int64_t n, int64_t k, DType type, DType outType, bool *done);
   bool prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,
                        DevicePtr out, int64_t batch, int64_t qHeads,
                        int64_t kvHeads, int64_t seq, int64_t headDim,

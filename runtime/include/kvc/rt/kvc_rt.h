@@ -86,7 +86,7 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
                              float scale);
 /* out[m, n] = sum_k x[m, k] w[n, k], row-major, f32 accumulation; x and w
  * of `type`, out of `out_type` (the same or KVC_RT_F32). cuBLASLt, or for
- * one row kvc's kvc_gemv kernel. */
+ * up to 16 rows of f16/bf16 kvc's kvc_gemv / kvc_gemm16 kernels. */
 int kvc_rt_matmul(kvc_rt_device *device, uint64_t x, uint64_t w, uint64_t out,
                   int64_t m, int64_t n, int64_t k, int type, int out_type);
 /* out[r] ([rows] i32) = the index of the largest of the `vocab` logits of
