@@ -480,14 +480,14 @@ bool Device::projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
                         bool *done) {
   std::string kernel = projectionKernel(m, n, k, type, outType);
   *done = !kernel.empty() && (x | w) % 16 == 0 && hasKernel(kernel);
+  int64_t tiles = (n + kGemm16Block - 1) / kGemm16Block;
   if (*done && m > 1) {
     // kvc_gemm16 only where its blocks fit in one wave (see
     // projectionKernel).
     int64_t resident = 0;
     if (!residentBlocks(kernel, &resident, kGemm16Threads))
       return false;
-    *done = (n + kGemm16Block - 1) / kGemm16Block <=
-            resident * multiprocessors_;
+    *done = tiles <= resident * multiprocessors_;
   }
   if (!*done)
     return true;
@@ -506,8 +506,7 @@ bool Device::projection(DevicePtr x, DevicePtr w, DevicePtr out, int64_t m,
   args.index(m);
   args.index(n);
   args.index(k);
-  return launch(kernel, {(n + kGemm16Block - 1) / kGemm16Block, 1, 1},
-                args.data(), 1, kGemm16Threads);
+  return launch(kernel, {tiles, 1, 1}, args.data(), 1, kGemm16Threads);
 }
 
 bool Device::argmax(DevicePtr logits, int64_t rows, int64_t vocab, DType type,

@@ -108,16 +108,15 @@ std::string gemvKernel(const GemvKey &key) {
 }
 
 /// Warps of a kvc_gemm16 block: they take the 64-wide chunks of k in turn.
+/// Their 256 threads each store one of the block's 16 x 16 outputs. (Two
+/// 16-row tiles of w per block, sharing each piece of x, took 146
+/// registers and measured slower on the H100: bench/RESULTS.md.)
 constexpr int64_t kGemmWarps = 8;
-/// 16-row tiles of w per block; each piece of x a warp loads serves all of
-/// them. Two read x from L2 half as often but take 146 registers (one
-/// block per SM) and measured slower on the H100 (bench/RESULTS.md).
-constexpr int64_t kGemmTiles = 1;
 
 /// A dot product does not care in which order it visits k, so the fragments
 /// need no shuffling: in each 64-wide chunk of k, lane (g = lane/4, c =
 /// lane%4) loads elements [8c, 8c+8) and [32+8c, 32+8c+8) of rows g and g+8
-/// of a tile of w (two 16-byte loads per row; the 4 lanes of a row read 64
+/// of the block's 16 rows of w (two 16-byte loads per row; the 4 lanes of a row read 64
 /// contiguous bytes each time) and the same elements of rows g and g+8 of
 /// x. Product j of the chunk takes the lane's elements 4j..4j+3 as the
 /// fragment columns 2c, 2c+1, 2c+8, 2c+9 of both operands: every k meets
@@ -131,8 +130,8 @@ std::string gemm16Kernel(const GemvKey &key) {
   const std::string in = memrefOf(key.inputType),
                     out = memrefOf(key.outputType), t = core.t,
                     raw = "vector<8x" + t + ">";
-  const int64_t threads = kGemmWarps * kWarp, rows = 16 * kGemmTiles,
-                tile = rows * 16, wPieces = 4 * kGemmTiles;
+  const int64_t threads = kGemmWarps * kWarp, tile = 16 * 16, pieces = 4;
+  static_assert(kGemmWarps * kWarp == 16 * 16, "a thread per output");
   const std::string partType = "memref<" + std::to_string(kGemmWarps * tile) +
                                "xf32, #gpu.address_space<workgroup>>";
   std::string header =
@@ -144,22 +143,22 @@ std::string gemm16Kernel(const GemvKey &key) {
   std::string tid = w.let("gpu.thread_id x");
   std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
   std::string g = w.div(lane, w.index(4)), c = w.rem(lane, w.index(4));
-  std::string n0 = w.mul(w.let("gpu.block_id x"), w.index(rows));
+  std::string n0 = w.mul(w.let("gpu.block_id x"), w.index(16));
   auto last = [&](StringRef size) {
     return w.let("arith.subi " + size + ", " + w.index(1) + " : index");
   };
-  // Row g + 8h of each 16-row tile; rows past the end are read clamped and
-  // never stored.
+  // Rows g and g + 8 of w's tile and of x; rows past the end are read
+  // clamped and never stored.
   std::vector<std::string> wRows, xRows;
-  for (int64_t r = 0; r < 2 * kGemmTiles; ++r)
+  for (int64_t h = 0; h < 2; ++h)
     wRows.push_back(w.mul(
-        w.min(w.add(w.add(n0, g), w.index(8 * r)), last("%n")), "%k"));
+        w.min(w.add(w.add(n0, g), w.index(8 * h)), last("%n")), "%k"));
   for (int64_t h = 0; h < 2; ++h)
     xRows.push_back(
         w.mul(w.min(w.add(g, w.index(8 * h)), last("%m")), "%k"));
   std::string chunks = w.div("%k", w.index(64)), lastChunk = last(chunks);
   std::string lanePart = w.mul(c, w.index(8));
-  // Both halves of each of `rows` in chunk `chunk` (clamped to the last:
+  // Both halves of rows g and g + 8 in chunk `chunk` (clamped to the last:
   // the loads ahead of the last chunk read it again).
   auto loadChunk = [&](StringRef memref, const std::vector<std::string> &rows,
                        StringRef chunk) {
@@ -180,7 +179,7 @@ std::string gemm16Kernel(const GemvKey &key) {
   std::string zero = w.f32("0.0");
   // Loop state: the accumulators (4 per 16x8 product tile), w of this
   // chunk and of the next, x of this one.
-  const int64_t accs = kGemmTiles * 2 * 4;
+  const int64_t accs = 2 * 4;
   std::vector<std::string> inits(accs, zero), types(accs, "f32");
   for (const auto *pieces : {&w0, &w1, &x0})
     for (const std::string &v : *pieces) {
@@ -196,7 +195,7 @@ std::string gemm16Kernel(const GemvKey &key) {
          warp + " to " + chunks + " step " + stride + " iter_args(" +
          iterArgs + ") -> (" + iterTypes + ") {");
   auto state = [](int64_t i) { return "%s" + std::to_string(i); };
-  const int64_t wNow = accs, wAhead = accs + wPieces, xNow = accs + 2 * wPieces;
+  const int64_t wNow = accs, wAhead = accs + pieces, xNow = accs + 2 * pieces;
   std::vector<std::string> wNext =
       loadChunk("%w", wRows, w.add("%ch", w.mul(stride, w.index(2))));
   std::vector<std::string> xNext = loadChunk("%x", xRows, w.add("%ch", stride));
@@ -209,10 +208,10 @@ std::string gemm16Kernel(const GemvKey &key) {
     return core.bf16 ? word
                      : w.let("llvm.bitcast " + word + " : i32 to " + core.pair);
   };
-  // acc[tile][nt]: w tile `tile` times x rows 8 nt..8 nt+7.
-  std::vector<std::array<std::array<std::string, 4>, 2>> acc(kGemmTiles);
+  // acc[nt]: w's 16 rows times x rows 8 nt..8 nt+7.
+  std::array<std::array<std::string, 4>, 2> acc;
   for (int64_t i = 0; i < accs; ++i)
-    acc[i / 8][i / 4 % 2][i % 4] = state(i);
+    acc[i / 4][i % 4] = state(i);
   for (int64_t j = 0; j < 4; ++j) {
     // Elements 4j..4j+3 of the lane's 16: half j/2, words 2(j%2), +1.
     int64_t half = j / 2, r = 2 * (j % 2);
@@ -221,32 +220,28 @@ std::string gemm16Kernel(const GemvKey &key) {
       std::string xv = state(xNow + nt * 2 + half);
       b[nt] = {pairOf(xv, r), pairOf(xv, r + 1)};
     }
-    for (int64_t tl = 0; tl < kGemmTiles; ++tl) {
-      std::string rowG = state(wNow + tl * 4 + half),
-                  rowG8 = state(wNow + tl * 4 + 2 + half);
-      std::array<std::string, 4> a = {pairOf(rowG, r), pairOf(rowG8, r),
-                                      pairOf(rowG, r + 1),
-                                      pairOf(rowG8, r + 1)};
-      for (int64_t nt = 0; nt < 2; ++nt)
-        core.mma(a, b[nt][0], b[nt][1], acc[tl][nt]);
-    }
+    std::string rowG = state(wNow + half), rowG8 = state(wNow + 2 + half);
+    std::array<std::string, 4> a = {pairOf(rowG, r), pairOf(rowG8, r),
+                                    pairOf(rowG, r + 1), pairOf(rowG8, r + 1)};
+    for (int64_t nt = 0; nt < 2; ++nt)
+      core.mma(a, b[nt][0], b[nt][1], acc[nt]);
   }
   std::string yields;
   for (int64_t i = 0; i < accs; ++i)
-    yields += (i ? ", " : "") + acc[i / 8][i / 4 % 2][i % 4];
-  for (int64_t i = wAhead; i < wAhead + wPieces; ++i)
+    yields += (i ? ", " : "") + acc[i / 4][i % 4];
+  for (int64_t i = wAhead; i < wAhead + pieces; ++i)
     yields += ", " + state(i);
   for (const auto *pieces : {&wNext, &xNext})
     for (const std::string &v : *pieces)
       yields += ", " + v;
   w.line("scf.yield " + yields + " : " + iterTypes);
   w.line("}");
-  // Accumulator e of (tile, nt) is (w row 16 tile + g + 8 (e/2), x row 8 nt
-  // + 2c + e%2): each warp's sums to %part[warp][w row][x row], then the
-  // threads add the warps' for each (w row, x row).
+  // Accumulator e of tile nt is (w row g + 8 (e/2), x row 8 nt + 2c +
+  // e%2): each warp's sums to %part[warp][w row][x row], then thread i adds
+  // the warps' for w row i/16, x row i%16.
   for (int64_t i = 0; i < accs; ++i) {
-    int64_t tl = i / 8, nt = i / 4 % 2, e = i % 4;
-    std::string row = w.add(g, w.index(16 * tl + 8 * (e / 2)));
+    int64_t nt = i / 4, e = i % 4;
+    std::string row = w.add(g, w.index(8 * (e / 2)));
     std::string col = w.add(w.mul(c, w.index(2)), w.index(8 * nt + e % 2));
     std::string at = w.add(w.mul(warp, w.index(tile)),
                            w.add(w.mul(row, w.index(16)), col));
@@ -254,25 +249,22 @@ std::string gemm16Kernel(const GemvKey &key) {
            "] : " + partType);
   }
   w.line("gpu.barrier");
-  for (int64_t pass = 0; pass < tile / threads; ++pass) {
-    std::string item = w.add(tid, w.index(pass * threads));
-    std::string outN = w.add(n0, w.div(item, w.index(16)));
-    std::string xr = w.rem(item, w.index(16));
-    std::string sum = zero;
-    for (int64_t wp = 0; wp < kGemmWarps; ++wp)
-      sum = w.fbin("addf", sum,
-                   w.let("memref.load %part[" +
-                         w.add(w.index(wp * tile), item) + "] : " + partType));
-    std::string ok = w.let("arith.andi " + w.cmp("ult", xr, "%m") + ", " +
-                           w.cmp("ult", outN, "%n") + " : i1");
-    w.line("scf.if " + ok + " {");
-    if (key.outputType != ElementType::F32)
-      sum = w.let("arith.truncf " + sum + " : f32 to " +
-                  getName(key.outputType).str());
-    w.line("memref.store " + sum + ", %out[" + w.add(w.mul(xr, "%n"), outN) +
-           "] : " + out);
-    w.line("}");
-  }
+  std::string outN = w.add(n0, w.div(tid, w.index(16)));
+  std::string xr = w.rem(tid, w.index(16));
+  std::string sum = zero;
+  for (int64_t wp = 0; wp < kGemmWarps; ++wp)
+    sum = w.fbin("addf", sum,
+                 w.let("memref.load %part[" + w.add(w.index(wp * tile), tid) +
+                       "] : " + partType));
+  std::string ok = w.let("arith.andi " + w.cmp("ult", xr, "%m") + ", " +
+                         w.cmp("ult", outN, "%n") + " : i1");
+  w.line("scf.if " + ok + " {");
+  if (key.outputType != ElementType::F32)
+    sum = w.let("arith.truncf " + sum + " : f32 to " +
+                getName(key.outputType).str());
+  w.line("memref.store " + sum + ", %out[" + w.add(w.mul(xr, "%n"), outN) +
+         "] : " + out);
+  w.line("}");
   return w.finish(header);
 }
 
