@@ -29,6 +29,11 @@
 // RUN: kvc-kernels --emit=mlir --head-dims=64 --groups=32 --element-types=f32 | FileCheck %s --check-prefix=F32
 // F32-NOT: gpu.func @kvc_prefill_
 // F32-NOT: gpu.func @kvc_decode_mma_
+// Prefill tiles are 64-column slices of the head dim; other head dims take
+// the runtime's decode-kernel path.
+// RUN: kvc-kernels --emit=mlir --head-dims=32 --groups=4 --element-types=bf16 | FileCheck %s --check-prefix=D32
+// D32: gpu.func @kvc_decode_mma_d32_g4_bf16(
+// D32-NOT: gpu.func @kvc_prefill_
 
 // PTX: .target sm_90a
 // PTX: .entry kvc_decode_split_d128_g4_bf16(
@@ -50,9 +55,19 @@
 // PTX: ld.shared::cluster.v4.b32
 // PTX: barrier.cluster.arrive;
 // PTX-NEXT: barrier.cluster.wait;
+// Prefill on Hopper's warpgroup MMA: S = q k^T with both operands in shared
+// memory (descriptors, k not transposed), then O += P v with P in registers
+// and v transposed; cp.async writes are fenced for the async proxy first.
 // PTX: .entry kvc_prefill_d128_g4_bf16(
-// PTX: cp.async
-// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX: cp.async.commit_group;
+// PTX: fence.proxy.async.shared::cta;
+// PTX: wgmma.fence.sync.aligned;
+// PTX: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// PTX-SAME: p, 1, 1, 0, 0; }
+// PTX: wgmma.commit_group.sync.aligned;
+// PTX-NEXT: wgmma.wait_group.sync.aligned 0;
+// PTX: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// PTX-SAME: p, 1, 1, 1; }
 
 // Programmatic launch: kernels read nothing before griddepcontrol.wait
 // (inline PTX, so that no load moves across it) except kvc_gemv and

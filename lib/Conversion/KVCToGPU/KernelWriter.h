@@ -52,6 +52,7 @@ public:
     return constant(Twine(value) + " : index");
   }
   std::string i32(int64_t value) { return constant(Twine(value) + " : i32"); }
+  std::string i64(int64_t value) { return constant(Twine(value) + " : i64"); }
   std::string f32(const Twine &value) { return constant(value + " : f32"); }
 
   // Index arithmetic.

@@ -137,11 +137,12 @@ LogicalResult mlir::kvc::kernels::addKernels(ModuleOp module,
       want(getDecodeSplitName(key, single),
            [&] { return decodeSplitKernel(key, single); });
     want(getDecodeCombineName(key), [&] { return decodeCombineKernel(key); });
-    // The tensor-core kernels take 16 columns of the head dim per product.
-    if (key.elementType != ElementType::F32 && key.headDim % 16 == 0) {
+    // The tensor-core kernels take 16 columns of the head dim per product;
+    // prefill's tiles are 64-column slices (Warpgroup.h).
+    if (key.elementType != ElementType::F32 && key.headDim % 16 == 0)
       want(getDecodeMmaName(key), [&] { return decodeMmaKernel(key); });
+    if (key.elementType != ElementType::F32 && key.headDim % 64 == 0)
       want(getPrefillName(key), [&] { return prefillKernel(key); });
-    }
   }
   for (const GemvKey &key : gemvs) {
     want(getGemvName(key), [&] { return gemvKernel(key); });

@@ -1,10 +1,11 @@
 //===- PrefillKernel.cpp - causal flash attention on tensor cores ---------===//
 //
-// mma.sync m16n8k16 through nvvm.mma.sync, ldmatrix from padded shared
-// memory, cp.async streaming of K and V.
+// Hopper warpgroup MMA (wgmma) on core-matrix tiles in shared memory, K and
+// V streamed in with cp.async.
 //
 //===----------------------------------------------------------------------===//
 #include "TensorCore.h"
+#include "Warpgroup.h"
 
 #include <array>
 #include <vector>
@@ -14,27 +15,27 @@ using namespace mlir::kvc::kernels;
 
 namespace mlir::kvc::kernels::detail {
 
-/// Causal flash attention over whole sequences on the tensor cores
-/// (mma.sync m16n8k16, f16 or bf16 operands, f32 accumulation): a block of 4
-/// warps takes 64 query rows of one head, each warp 16, and walks 64-row
-/// key/value tiles up to the diagonal with an online softmax in registers.
-/// The fragments follow the PTX m16n8k16 layouts: thread (g = lane/4,
-/// t = lane%4) holds rows g and g+8, columns 2t and 2t+1 of each 8-column
-/// accumulator tile, which is also how P feeds the second product.
+/// Causal flash attention over whole sequences on the tensor cores (wgmma
+/// m64nNk16, f16 or bf16 operands, f32 accumulation): a block of one
+/// warpgroup takes 64 query rows of one head and walks 64-row key/value
+/// tiles up to the diagonal with an online softmax in registers. S = q k^T
+/// reads q and k from shared memory; O += P v takes P from the registers S
+/// left it in (Warpgroup.h has the layouts).
 std::string prefillKernel(const KernelKey &key) {
   Writer w(key.elementType);
-  const std::string t = getName(key.elementType).str();
   const std::string m = memrefOf(key.elementType);
   const int64_t d = key.headDim, g = key.group;
   const int64_t tile = 64;
   const int64_t kSteps = d / 16, dTiles = d / 8, keyTiles = tile / 8;
   TensorCore core(w, tile, d);
-  const std::string &smemType = core.smemType, &pair = core.pair;
+  Warpgroup wg(w, tile, d);
+  const std::string &smemType = wg.smemType;
+  const std::string aligned = " {llvm.align = 1024 : i64}";
   std::string header =
       "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
       ", %v: " + m + ", %out: " + m +
-      ", %seq: index, %scale: f32) workgroup(%sk: " + smemType + kAligned +
-      ", %sv: " + smemType + kAligned +
+      ", %seq: index, %scale: f32) workgroup(%sq: " + smemType + aligned +
+      ", %sk: " + smemType + aligned + ", %sv: " + smemType + aligned +
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
@@ -53,22 +54,13 @@ std::string prefillKernel(const KernelKey &key) {
   std::string m0 = w.mul(bx, w.index(tile));
   std::string last = w.let("arith.subi %seq, " + w.index(1) + " : index");
   auto stage = [&](StringRef src, StringRef base, StringRef first,
-                   StringRef dst, bool async) {
-    return core.stage(src, base, first, last, dst, tid, async);
+                   StringRef dst) {
+    return wg.stage(src, base, first, last, dst, tid);
   };
-  TensorCore::MatrixLane mat = core.matrixLane(lane);
-
-  // Q fragments (A operands), staged through %sk: matrices (rows 0-7, k
-  // 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15).
-  stage("%q", qBase, m0, "%sk", false);
-  w.line("gpu.barrier");
+  std::string qDesc = wg.descriptor("%sq", true);
+  std::string kDesc = wg.descriptor("%sk", true);
+  std::string vDesc = wg.descriptor("%sv", false);
   std::string warpRow = w.mul(warp, w.index(16));
-  std::vector<std::array<std::string, 4>> qFrag;
-  for (int64_t ks = 0; ks < kSteps; ++ks)
-    qFrag.push_back(core.ldmatrix("%sk",
-                                  w.add(w.add(warpRow, mat.low), mat.row),
-                                  w.add(w.index(ks * 16), mat.high), false));
-  w.line("gpu.barrier");
   std::string kvEnd = w.min("%seq", w.add(m0, w.index(tile)));
   std::string scale2 = w.fbin("mulf", "%scale", w.f32("1.44269504"));
   std::string minusInf = w.f32("-1.0e+30"), zero = w.f32("0.0");
@@ -78,8 +70,9 @@ std::string prefillKernel(const KernelKey &key) {
   std::string iterTypes;
   for (int64_t i = 0; i < results; ++i)
     iterTypes += (i ? ", " : "") + std::string("f32");
-  // The first key tile is on its way before the loops.
-  stage("%k", kvBase, w.index(0), "%sk", true);
+  // The query tile and the first key tile are on their way before the loops.
+  stage("%q", qBase, m0, "%sq");
+  stage("%k", kvBase, w.index(0), "%sk");
   std::string before = w.takeBody();
 
   // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
@@ -87,35 +80,27 @@ std::string prefillKernel(const KernelKey &key) {
   // the diagonal tile, last, masks keys after each row and past the end.
   auto emitTile = [&](StringRef name, bool diagonal) {
     std::string prefix = "%" + name.str();
-    std::vector<std::array<std::string, 4>> o(dTiles);
-    for (int64_t j = 0; j < dTiles; ++j)
-      for (int64_t e = 0; e < 4; ++e)
-        o[j][e] = prefix + "o" + std::to_string(j * 4 + e);
+    std::vector<std::string> o(dTiles * 4);
+    for (int64_t i = 0; i < dTiles * 4; ++i)
+      o[i] = prefix + "o" + std::to_string(i);
     std::string ma = prefix + "ma", mb = prefix + "mb", la = prefix + "la",
                 lb = prefix + "lb", n0 = prefix + "n0";
-    std::string valuesReady = stage("%v", kvBase, n0, "%sv", true);
+    std::string valuesReady = stage("%v", kvBase, n0, "%sv");
     w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
+    wg.publish();
     w.line("gpu.barrier");
-    // K tiles [keys, d] read as they are: matrices (keys 0-7, k 0-7), (keys
-    // 0-7, k 8-15), (keys 8-15, k 0-7), (keys 8-15, k 8-15) are the B
-    // operands of two 8-key tiles.
-    std::vector<std::array<std::string, 4>> sAcc(keyTiles);
-    for (auto &acc : sAcc)
-      acc = {zero, zero, zero, zero};
+    wg.fence();
+    std::vector<std::string> s(keyTiles * 4, zero);
     for (int64_t ks = 0; ks < kSteps; ++ks)
-      for (int64_t np = 0; np < keyTiles / 2; ++np) {
-        auto kf = core.ldmatrix(
-            "%sk", w.add(w.add(w.index(np * 16), mat.high), mat.row),
-            w.add(w.index(ks * 16), mat.low), false);
-        core.mma(qFrag[ks], kf[0], kf[1], sAcc[2 * np]);
-        core.mma(qFrag[ks], kf[2], kf[3], sAcc[2 * np + 1]);
-      }
+      s = wg.mma(tile, s, {wg.slice(qDesc, ks, true)},
+                 wg.slice(kDesc, ks, true), false, ks > 0);
+    wg.commitAndWait(0);
     // Scale (and mask), running max per row.
     std::vector<std::array<std::string, 4>> sv(keyTiles);
     std::string maxA = minusInf, maxB = minusInf;
     for (int64_t nt = 0; nt < keyTiles; ++nt)
       for (int64_t e = 0; e < 4; ++e) {
-        sv[nt][e] = w.fbin("mulf", sAcc[nt][e], scale2);
+        sv[nt][e] = w.fbin("mulf", s[nt * 4 + e], scale2);
         if (diagonal) {
           std::string col = w.add(w.add(n0, w.index(nt * 8 + e % 2)),
                                   w.mul(tc, w.index(2)));
@@ -144,21 +129,26 @@ std::string prefillKernel(const KernelKey &key) {
         pRegs[nt][half] = core.operandOf(x[0], x[1]);
       }
     w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
+    wg.publish();
     w.line("gpu.barrier");
     if (!diagonal)
-      stage("%k", kvBase, w.add(n0, w.index(tile)), "%sk", true);
-    std::vector<std::array<std::string, 4>> acc(dTiles);
+      stage("%k", kvBase, w.add(n0, w.index(tile)), "%sk");
+    std::vector<std::string> acc(dTiles * 4);
+    for (int64_t i = 0; i < dTiles * 4; ++i)
+      acc[i] = w.fbin("mulf", o[i], i % 4 < 2 ? alphaA : alphaB);
+    wg.fence();
+    for (int64_t kk = 0; kk < keyTiles / 2; ++kk)
+      acc = wg.mma(d, acc,
+                   {pRegs[2 * kk][0], pRegs[2 * kk][1], pRegs[2 * kk + 1][0],
+                    pRegs[2 * kk + 1][1]},
+                   wg.slice(vDesc, kk, false), true, true);
+    wg.commitAndWait(0);
+    w.line("gpu.barrier");
+    std::vector<std::array<std::string, 4>> tiles(dTiles);
     for (int64_t j = 0; j < dTiles; ++j)
       for (int64_t e = 0; e < 4; ++e)
-        acc[j][e] = w.fbin("mulf", o[j][e], e < 2 ? alphaA : alphaB);
-    for (int64_t kk = 0; kk < keyTiles / 2; ++kk) {
-      std::array<std::string, 4> pa = {pRegs[2 * kk][0], pRegs[2 * kk][1],
-                                       pRegs[2 * kk + 1][0],
-                                       pRegs[2 * kk + 1][1]};
-      core.addPV("%sv", w.index(kk * 16), pa, acc, mat);
-    }
-    w.line("gpu.barrier");
-    core.yieldTiles(acc, mA, mB, lA, lB, iterTypes);
+        tiles[j][e] = acc[j * 4 + e];
+    core.yieldTiles(tiles, mA, mB, lA, lB, iterTypes);
     return w.takeBody();
   };
   // `%name:N = scf.for ... iter_args(...)` over [lb, ub) with the tile body.
@@ -204,13 +194,12 @@ std::string prefillKernel(const KernelKey &key) {
           "mulf", "%diagacc#" + std::to_string(j * 4 + 2 * half + 1), inv);
       std::string out = w.let("vector.from_elements " + x0 + ", " + x1 +
                               " : vector<2xf32>");
-      if (key.elementType != ElementType::F32)
-        out = w.let("arith.truncf " + out + " : vector<2xf32> to " + pair);
+      out = w.let("arith.truncf " + out + " : vector<2xf32> to " + core.pair);
       std::string at = w.add(
           qBase, w.add(w.mul(row, w.index(d)),
                        w.add(w.index(j * 8), w.mul(tc, w.index(2)))));
-      w.line("vector.store " + out + ", %out[" + at + "] : " + m + ", vector<2x" +
-             t + ">");
+      w.line("vector.store " + out + ", %out[" + at + "] : " + m + ", " +
+             core.pair);
     }
     w.line("}");
   }

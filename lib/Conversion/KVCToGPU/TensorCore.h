@@ -2,8 +2,9 @@
 //
 // Internal to the kernel generators: m16n8k16 tensor-core products (f16 or
 // bf16 operands, f32 accumulation), ldmatrix from padded shared tiles and
-// cp.async staging of row tiles, shared by the prefill and the tensor-core
-// decode kernels. The fragments follow the PTX m16n8k16 layouts: thread
+// cp.async staging of row tiles for the tensor-core decode kernel, and the
+// online-softmax step and P operands that the prefill kernel's wgmma
+// products share with it (Warpgroup.h). The fragments follow the PTX m16n8k16 layouts: thread
 // (g = lane/4, t = lane%4) holds rows g and g+8, columns 2t and 2t+1 of each
 // 8-column accumulator tile, which is also how P feeds the second product.
 //
