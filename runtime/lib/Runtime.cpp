@@ -438,7 +438,7 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
 }
 
 // Where no tensor-core kernel applies (f32, head dims not a multiple of
-// 16): the keys and values of a whole sequence are a cache of capacity `seq`
+// 64): the keys and values of a whole sequence are a cache of capacity `seq`
 // holding `seq` rows, and causal attention over them is decode attention of
 // all `seq` rows from position 0.
 bool Device::prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,

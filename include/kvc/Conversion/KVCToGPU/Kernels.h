@@ -95,8 +95,9 @@ std::string getDecodeCombineName(const KernelKey &key);
 
 /// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
 /// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
-/// [B, Hkv, seq, D] keys and values on the tensor cores (f16 and bf16, D a
-/// multiple of 16; the runtime runs other prefills as decode attention).
+/// [B, Hkv, seq, D] keys and values on the tensor cores (wgmma, sm_90a; f16
+/// and bf16, D a multiple of 64; the runtime runs other prefills as decode
+/// attention).
 std::string getPrefillName(const KernelKey &key);
 
 /// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k
