@@ -131,6 +131,8 @@ Device::~Device() {
     cuModuleUnload(static_cast<CUmodule>(module));
   if (workspace_)
     cuMemFree(workspace_);
+  if (tensorMaps_)
+    cuMemFree(tensorMaps_);
   if (status_)
     cuMemFree(status_);
   if (module_)
@@ -424,13 +426,42 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
   if (type == DType::F32 || !hasKernel(kernel))
     return prefillByDecode(query, key, value, out, batch, qHeads, kvHeads, seq,
                            headDim, type, scale);
-  int64_t queries = batch * qHeads * seq * headDim;
-  int64_t keys = batch * kvHeads * seq * headDim;
+  // The kernel loads its tiles with the tensor memory accelerator: a map
+  // per operand, [rows, head dim] in 64 x 64 boxes with the 128-byte
+  // swizzle its wgmma products read, in device memory it reads them from.
+  CUtensorMap maps[3];
+  auto encode = [&](CUtensorMap *map, DevicePtr base, int64_t rows) {
+    cuuint64_t dims[2] = {static_cast<cuuint64_t>(headDim),
+                          static_cast<cuuint64_t>(rows)};
+    cuuint64_t strides[1] = {static_cast<cuuint64_t>(headDim * sizeOf(type))};
+    cuuint32_t box[2] = {64, kPrefillRows}, unit[2] = {1, 1};
+    KVC_CHECK(cuTensorMapEncodeTiled(
+                  map,
+                  type == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                      : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                  2, reinterpret_cast<void *>(base), dims, strides, box, unit,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+              kernel);
+    return true;
+  };
+  if (!encode(&maps[0], query, batch * qHeads * seq) ||
+      !encode(&maps[1], key, batch * kvHeads * seq) ||
+      !encode(&maps[2], value, batch * kvHeads * seq))
+    return false;
+  if (!tensorMaps_) {
+    CUdeviceptr ptr;
+    KVC_CHECK(cuMemAlloc(&ptr, sizeof(maps)), kernel);
+    tensorMaps_ = ptr;
+  }
+  // From pageable memory: staged before the call returns, so `maps` may go.
+  KVC_CHECK(cuMemcpyHtoDAsync(tensorMaps_, maps, sizeof(maps),
+                              static_cast<CUstream>(stream_)),
+            kernel);
   Args args;
-  args.memref(query, queries);
-  args.memref(key, keys);
-  args.memref(value, keys);
-  args.memref(out, queries);
+  args.memref(tensorMaps_, sizeof(maps) / 8);
+  args.memref(out, batch * qHeads * seq * headDim);
   args.index(seq);
   args.f32(scale);
   return launch(kernel, {(seq + kPrefillRows - 1) / kPrefillRows, qHeads, batch},

@@ -55,12 +55,17 @@
 // PTX: ld.shared::cluster.v4.b32
 // PTX: barrier.cluster.arrive;
 // PTX-NEXT: barrier.cluster.wait;
-// Prefill on Hopper's warpgroup MMA: S = q k^T with both operands in shared
-// memory (descriptors, k not transposed), then O += P v with P in registers
-// and v transposed; cp.async writes are fenced for the async proxy first.
+// Prefill on Hopper's warpgroup MMA: thread 0 sets up three mbarriers and
+// loads q, k and v with the tensor memory accelerator (two 64-column boxes
+// of head dim 128 each); S = q k^T with both operands in shared memory
+// (descriptors, k not transposed), then O += P v with P in registers and v
+// transposed.
 // PTX: .entry kvc_prefill_d128_g4_bf16(
-// PTX: cp.async.commit_group;
-// PTX: fence.proxy.async.shared::cta;
+// PTX-COUNT-3: mbarrier.init.shared::cta.b64 [%r{{[0-9]+}}], 1;
+// PTX: fence.mbarrier_init.release.cluster;
+// PTX: mbarrier.arrive.expect_tx.shared::cta.b64 _, [%r{{[0-9]+}}], %r{{[0-9]+}};
+// PTX-COUNT-2: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// PTX: mbarrier.try_wait.parity.shared::cta.b64
 // PTX: wgmma.fence.sync.aligned;
 // PTX: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // PTX-SAME: p, 1, 1, 0, 0; }

@@ -1,7 +1,7 @@
 //===- PrefillKernel.cpp - causal flash attention on tensor cores ---------===//
 //
-// Hopper warpgroup MMA (wgmma) on core-matrix tiles in shared memory, K and
-// V streamed in with cp.async.
+// Hopper warpgroup MMA (wgmma) on swizzled tiles in shared memory, loaded
+// by the tensor memory accelerator.
 //
 //===----------------------------------------------------------------------===//
 #include "TensorCore.h"
@@ -20,7 +20,11 @@ namespace mlir::kvc::kernels::detail {
 /// warpgroup takes 64 query rows of one head and walks 64-row key/value
 /// tiles up to the diagonal with an online softmax in registers. S = q k^T
 /// reads q and k from shared memory; O += P v takes P from the registers S
-/// left it in (Warpgroup.h has the layouts).
+/// left it in (Warpgroup.h has the layouts). Thread 0 loads the tiles with
+/// the tensor memory accelerator (one mbarrier each for q, k and v, from
+/// tensor maps the runtime writes to `maps`): the next key tile as soon as
+/// S is done, the next value tile as soon as O is, so the other warps never
+/// compute a load address or wait at a barrier for one.
 std::string prefillKernel(const KernelKey &key) {
   Writer w(key.elementType);
   const std::string m = memrefOf(key.elementType);
@@ -31,12 +35,16 @@ std::string prefillKernel(const KernelKey &key) {
   Warpgroup wg(w, tile, d);
   const std::string &smemType = wg.smemType;
   const std::string aligned = " {llvm.align = 1024 : i64}";
+  const std::string barriers = "memref<3xi64, #gpu.address_space<workgroup>>";
   std::string header =
-      "  gpu.func @" + getPrefillName(key) + "(%q: " + m + ", %k: " + m +
-      ", %v: " + m + ", %out: " + m +
-      ", %seq: index, %scale: f32) workgroup(%sq: " + smemType + aligned +
+      "  gpu.func @" + getPrefillName(key) + "(%maps: memref<?xi64>, %out: " +
+      m + ", %seq: index, %scale: f32) workgroup(%sq: " + smemType + aligned +
       ", %sk: " + smemType + aligned + ", %sv: " + smemType + aligned +
-      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>} {\n";
+      ", %bars: " + barriers + kAligned +
+      // 128 registers (ptxas alone takes 137; a few bytes spill) for 4
+      // blocks per SM: 2% faster than 3 (bench/RESULTS.md).
+      ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
+      "nvvm.minctasm = 4 : i32} {\n";
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
   std::string bx = w.let("arith.subi " +
@@ -48,14 +56,45 @@ std::string prefillKernel(const KernelKey &key) {
   std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
   std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
   std::string hk = w.div(h, w.index(g)), nkv = w.div(nh, w.index(g));
-  std::string qBase = w.mul(w.mul(w.add(w.mul(b, nh), h), "%seq"), w.index(d));
-  std::string kvBase =
-      w.mul(w.mul(w.add(w.mul(b, nkv), hk), "%seq"), w.index(d));
+  std::string qRow = w.mul(w.add(w.mul(b, nh), h), "%seq");
+  std::string qBase = w.mul(qRow, w.index(d));
+  std::string kvRow = w.mul(w.add(w.mul(b, nkv), hk), "%seq");
   std::string m0 = w.mul(bx, w.index(tile));
-  std::string last = w.let("arith.subi %seq, " + w.index(1) + " : index");
-  auto stage = [&](StringRef src, StringRef base, StringRef first,
-                   StringRef dst) {
-    return wg.stage(src, base, first, last, dst, tid);
+  // The tensor maps of q, k and v (Warpgroup::loadTile): 128 bytes each.
+  std::string mapsAt = w.let(
+      "arith.index_cast " +
+      w.let("memref.extract_aligned_pointer_as_index %maps : "
+            "memref<?xi64> -> index") +
+      " : index to i64");
+  auto mapOf = [&](int64_t i) {
+    return i ? w.let("arith.addi " + mapsAt + ", " + w.i64(i * 128) + " : i64")
+             : mapsAt;
+  };
+  std::string qMap = mapOf(0), kMap = mapOf(1), vMap = mapOf(2);
+  std::string sqAt = wg.sharedAddress("%sq", smemType);
+  std::string skAt = wg.sharedAddress("%sk", smemType);
+  std::string svAt = wg.sharedAddress("%sv", smemType);
+  std::string qBar = wg.sharedAddress("%bars", barriers);
+  std::string kBar = wg.sharedAddress("%bars", barriers, 8);
+  std::string vBar = wg.sharedAddress("%bars", barriers, 16);
+  auto row32 = [&](StringRef base, StringRef first) {
+    return w.let("arith.index_cast " + w.add(base, first) + " : index to i32");
+  };
+  std::string first = w.cmp("eq", tid, w.index(0));
+  // Thread 0 loads tile `n0` of k or v once every warp is past the product
+  // that read the one before.
+  auto loadNext = [&](StringRef map, StringRef n0, StringRef dst,
+                      StringRef bar) {
+    w.line("gpu.barrier");
+    w.line("scf.if " + first + " {");
+    wg.loadTile(map, row32(kvRow, n0), dst, bar);
+    w.line("}");
+  };
+  // Tile n's loads complete phase n % 2 of their barrier.
+  auto parityOf = [&](StringRef n0) {
+    return w.let("arith.index_cast " +
+                 w.rem(w.div(n0, w.index(tile)), w.index(2)) +
+                 " : index to i32");
   };
   std::string qDesc = wg.descriptor("%sq", true);
   std::string kDesc = wg.descriptor("%sk", true);
@@ -70,14 +109,26 @@ std::string prefillKernel(const KernelKey &key) {
   std::string iterTypes;
   for (int64_t i = 0; i < results; ++i)
     iterTypes += (i ? ", " : "") + std::string("f32");
-  // The query tile and the first key tile are on their way before the loops.
-  stage("%q", qBase, m0, "%sq");
-  stage("%k", kvBase, w.index(0), "%sk");
+  // Thread 0 sets up the barriers and loads the query tile and the first
+  // key and value tiles.
+  w.line("scf.if " + first + " {");
+  for (const std::string &bar : {qBar, kBar, vBar})
+    wg.initBarrier(bar);
+  wg.fenceBarrierInit();
+  w.line("}");
+  w.line("gpu.barrier");
+  w.line("scf.if " + first + " {");
+  wg.loadTile(qMap, row32(qRow, m0), sqAt, qBar);
+  wg.loadTile(kMap, row32(kvRow, w.index(0)), skAt, kBar);
+  wg.loadTile(vMap, row32(kvRow, w.index(0)), svAt, vBar);
+  w.line("}");
+  wg.waitBarrier(qBar, w.i32(0));
   std::string before = w.takeBody();
 
-  // One key/value tile: V(n) streams in while S = q.K(n)^T is computed, and
-  // K(n+1) while O += P.V(n) is. Tiles left of the diagonal need no mask;
-  // the diagonal tile, last, masks keys after each row and past the end.
+  // One key/value tile: K(n+1) streams in while the softmax and O += P.V(n)
+  // run, V(n+1) while S(n+1) and its softmax do. Tiles left of the
+  // diagonal need no mask; the diagonal tile, last, masks keys after each
+  // row and past the end.
   auto emitTile = [&](StringRef name, bool diagonal) {
     std::string prefix = "%" + name.str();
     std::vector<std::string> o(dTiles * 4);
@@ -85,16 +136,17 @@ std::string prefillKernel(const KernelKey &key) {
       o[i] = prefix + "o" + std::to_string(i);
     std::string ma = prefix + "ma", mb = prefix + "mb", la = prefix + "la",
                 lb = prefix + "lb", n0 = prefix + "n0";
-    std::string valuesReady = stage("%v", kvBase, n0, "%sv");
-    w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 1 : i32}");
-    wg.publish();
-    w.line("gpu.barrier");
+    std::string parity = parityOf(n0);
+    std::string next = w.add(n0, w.index(tile));
+    wg.waitBarrier(kBar, parity);
     wg.fence();
     std::vector<std::string> s(keyTiles * 4, zero);
     for (int64_t ks = 0; ks < kSteps; ++ks)
       s = wg.mma(tile, s, {wg.slice(qDesc, ks, true)},
                  wg.slice(kDesc, ks, true), false, ks > 0);
     wg.commitAndWait(0);
+    if (!diagonal)
+      loadNext(kMap, next, skAt, kBar);
     // Scale (and mask), running max per row.
     std::vector<std::array<std::string, 4>> sv(keyTiles);
     std::string maxA = minusInf, maxB = minusInf;
@@ -128,11 +180,7 @@ std::string prefillKernel(const KernelKey &key) {
         }
         pRegs[nt][half] = core.operandOf(x[0], x[1]);
       }
-    w.line("nvgpu.device_async_wait " + valuesReady + " {numGroups = 0 : i32}");
-    wg.publish();
-    w.line("gpu.barrier");
-    if (!diagonal)
-      stage("%k", kvBase, w.add(n0, w.index(tile)), "%sk");
+    wg.waitBarrier(vBar, parity);
     std::vector<std::string> acc(dTiles * 4);
     for (int64_t i = 0; i < dTiles * 4; ++i)
       acc[i] = w.fbin("mulf", o[i], i % 4 < 2 ? alphaA : alphaB);
@@ -143,7 +191,8 @@ std::string prefillKernel(const KernelKey &key) {
                     pRegs[2 * kk + 1][1]},
                    wg.slice(vDesc, kk, false), true, true);
     wg.commitAndWait(0);
-    w.line("gpu.barrier");
+    if (!diagonal)
+      loadNext(vMap, next, svAt, vBar);
     std::vector<std::array<std::string, 4>> tiles(dTiles);
     for (int64_t j = 0; j < dTiles; ++j)
       for (int64_t e = 0; e < 4; ++e)

@@ -2,7 +2,8 @@
 //
 // Internal to the kernel generators: wgmma (sm_90a) products of a warpgroup
 // (the block's 4 warps) on tiles in shared memory, f16 or bf16 operands and
-// f32 accumulation.
+// f32 accumulation, and the tensor-memory-accelerator loads and mbarriers
+// that fill the tiles.
 //
 // A tile of `rows` x `d` elements (d a multiple of 64) lies in shared
 // memory in the 128-byte swizzle of the PTX matrix descriptors: 64-column
@@ -20,7 +21,9 @@
 // A operand taken from registers: P feeds O = P v without leaving them.
 //
 // MLIR 22's nvvm.wgmma.mma_async takes A from shared memory only, so the
-// instruction is written as inline PTX.
+// instruction is written as inline PTX, and so are the loads and barriers
+// (their NVVM ops would need convert-nvvm-to-llvm in every kernel's
+// pipeline for one kernel's sake).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_WARPGROUP_H
@@ -40,39 +43,59 @@ public:
         smemType("memref<" + std::to_string(rows * d) + "x" + t +
                  ", #gpu.address_space<workgroup>>") {}
 
-  /// Copies rows [first, first + rows) of a [*, d] matrix at `base` of
-  /// `src` into the swizzled tile `dst` with cp.async, 16 bytes a thread at a
-  /// time (thread `tid` of 128; 8 consecutive threads fill one line); rows
-  /// past `last` repeat row `last`. Returns the cp.async group.
-  std::string stage(StringRef src, StringRef base, StringRef first,
-                    StringRef last, StringRef dst, StringRef tid) {
-    std::string tokens;
-    for (int64_t c = 0; c < rows * d / kVectorWidth / kBlockSize; ++c) {
-      std::string p = w.add(w.index(c * kBlockSize), tid);
-      std::string line = w.div(p, w.index(8)), chunk = w.rem(p, w.index(8));
-      std::string slice = w.div(line, w.index(rows));
-      std::string row = w.rem(line, w.index(rows));
-      std::string col = w.add(w.mul(slice, w.index(64)),
-                              w.mul(chunk, w.index(kVectorWidth)));
-      std::string srcRow = w.min(w.add(first, row), last);
-      std::string at = w.add(base, w.add(w.mul(srcRow, w.index(d)), col));
-      std::string swizzled = w.let("arith.xori " + chunk + ", " +
-                                   w.rem(row, w.index(8)) + " : index");
-      std::string to = w.mul(w.add(w.mul(line, w.index(8)), swizzled),
-                             w.index(kVectorWidth));
-      std::string token = w.let("nvgpu.device_async_copy " + src + "[" + at +
-                                "], " + dst + "[" + to + "], 8 : " +
-                                memrefOf(w.type) + " to " + smemType);
-      tokens += (tokens.empty() ? "" : ", ") + token;
-    }
-    return w.let("nvgpu.device_async_create_group " + tokens);
+  /// The shared-memory address (i32) of workgroup buffer `buffer` (of memref
+  /// type `type`) plus `bytes`.
+  std::string sharedAddress(StringRef buffer, StringRef type,
+                            int64_t bytes = 0) {
+    std::string at = w.let("memref.extract_aligned_pointer_as_index " + buffer +
+                           " : " + type.str() + " -> index");
+    if (bytes)
+      at = w.add(at, w.index(bytes));
+    return w.let("arith.index_cast " + at + " : index to i32");
   }
 
-  /// Makes this thread's finished cp.async writes visible to wgmma (the
-  /// async proxy); a barrier must follow before any warp reads them.
-  void publish() {
-    w.line("nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, "
-           "space = #nvvm.shared_space<cta>}");
+  /// An mbarrier (at shared address `bar`) expecting one arrival a phase.
+  void initBarrier(StringRef bar) {
+    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
+           "\"mbarrier.init.shared::cta.b64 [$0], 1;\", \"r,~{memory}\" " +
+           bar + " : (i32) -> ()");
+  }
+  /// Makes barrier initialization visible to the tensor memory accelerator
+  /// (a block-wide barrier must follow).
+  void fenceBarrierInit() {
+    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
+           "\"fence.mbarrier_init.release.cluster;\", \"~{memory}\"  : () "
+           "-> ()");
+  }
+  /// Waits until phase `parity` (i32, 0 or 1) of barrier `bar` completes.
+  void waitBarrier(StringRef bar, StringRef parity) {
+    w.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg "
+           ".pred p; kvcWait${:uid}: mbarrier.try_wait.parity.shared::cta.b64 "
+           "p, [$0], $1; @!p bra kvcWait${:uid}; }\", \"r,r,~{memory}\" " +
+           bar + ", " + parity + " : (i32, i32) -> ()");
+  }
+  /// Loads rows [row, row + rows) (i32) of the 2-D tensor of `map` (the
+  /// generic address of its CUtensorMap, i64: [*, d] elements, boxes of 64
+  /// x 64, 128-byte swizzle) into the tile at shared address `dst`, one
+  /// tensor-memory-accelerator copy per 64-column slice, completing on
+  /// barrier `bar` (this thread arrives, expecting the tile's bytes).
+  void loadTile(StringRef map, StringRef row, StringRef dst, StringRef bar) {
+    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
+           "\"mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;\", "
+           "\"r,r,~{memory}\" " + bar.str() + ", " +
+           w.i32(rows * d * 2) + " : (i32, i32) -> ()");
+    for (int64_t slice = 0; slice < d / 64; ++slice) {
+      std::string to =
+          slice ? w.let("arith.addi " + dst + ", " +
+                        w.i32(slice * rows * 128) + " : i32")
+                : dst.str();
+      w.line("llvm.inline_asm has_side_effects asm_dialect = att "
+             "\"cp.async.bulk.tensor.2d.shared::cluster.global.tile."
+             "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];\", "
+             "\"r,l,r,r,r,~{memory}\" " + to + ", " + map.str() + ", " +
+             w.i32(slice * 64) + ", " + row.str() + ", " + bar.str() +
+             " : (i32, i64, i32, i32, i32) -> ()");
+    }
   }
 
   /// The descriptor (i64) of tile `buffer` read K-major (its rows as M or N)

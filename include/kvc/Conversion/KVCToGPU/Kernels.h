@@ -93,11 +93,13 @@ std::string getDecodeMmaName(const KernelKey &key);
 /// no transpose after attention).
 std::string getDecodeCombineName(const KernelKey &key);
 
-/// `kvc_prefill_d{D}_g{G}_{T}(query, key, value, out, seq, scale)`: grid
-/// (ceil(seq/64), Hq, B); causal attention of [B, Hq, seq, D] queries over
-/// [B, Hkv, seq, D] keys and values on the tensor cores (wgmma, sm_90a; f16
-/// and bf16, D a multiple of 64; the runtime runs other prefills as decode
-/// attention).
+/// `kvc_prefill_d{D}_g{G}_{T}(maps, out, seq, scale)`: grid (ceil(seq/64),
+/// Hq, B); causal attention of [B, Hq, seq, D] queries over [B, Hkv, seq, D]
+/// keys and values on the tensor cores (wgmma, sm_90a; f16 and bf16, D a
+/// multiple of 64; the runtime runs other prefills as decode attention).
+/// `maps` holds three CUtensorMaps (16 i64 each) of the query, key and
+/// value tensors as 2-D [rows, D], in 64 x 64 boxes with the 128-byte
+/// swizzle.
 std::string getPrefillName(const KernelKey &key);
 
 /// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k

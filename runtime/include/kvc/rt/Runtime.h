@@ -184,6 +184,8 @@ private:
   bool programmatic_ = true;
   DevicePtr status_ = 0, workspace_ = 0;
   int64_t workspaceBytes_ = 0;
+  /// The prefill kernel's tensor maps (3 x 128 bytes).
+  DevicePtr tensorMaps_ = 0;
   std::map<std::string, void *> functions_;
   std::map<std::string, int64_t> residents_;
   std::string error_;
