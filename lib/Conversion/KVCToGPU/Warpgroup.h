@@ -36,6 +36,8 @@
 
 namespace mlir::kvc::kernels::detail {
 
+/// The wgmma products, tile loads and barriers of one warpgroup on tiles of
+/// `rows` x `d` elements.
 class Warpgroup {
 public:
   Warpgroup(Writer &w, int64_t rows, int64_t d)
