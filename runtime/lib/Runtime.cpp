@@ -175,7 +175,8 @@ bool Device::function(const std::string &name, void **result) {
 
 bool Device::residentBlocks(const std::string &kernel, int64_t *blocks,
                             int64_t threads) {
-  auto it = residents_.find(kernel);
+  std::string key = kernel + "/" + std::to_string(threads);
+  auto it = residents_.find(key);
   if (it != residents_.end()) {
     *blocks = it->second;
     return true;
@@ -187,7 +188,7 @@ bool Device::residentBlocks(const std::string &kernel, int64_t *blocks,
   KVC_CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor(
                 &count, static_cast<CUfunction>(f), threads, 0),
             kernel);
-  *blocks = residents_[kernel] = std::max(count, 1);
+  *blocks = residents_[key] = std::max(count, 1);
   return true;
 }
 

@@ -187,6 +187,7 @@ private:
   /// The prefill kernel's tensor maps (3 x 128 bytes).
   DevicePtr tensorMaps_ = 0;
   std::map<std::string, void *> functions_;
+  /// Resident blocks per SM by "kernel/threads".
   std::map<std::string, int64_t> residents_;
   std::string error_;
   friend class Cache;
