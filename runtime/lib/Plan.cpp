@@ -112,10 +112,14 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   } else {
     chooseSplits(plan, blocks, maxKeys, slots);
   }
-  if (plan.splits <= kMaxCluster)
-    plan.cluster = plan.splits;
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
+  // All splits in one cluster merge there: no partials, no combine.
+  if (plan.splits <= kMaxCluster) {
+    plan.cluster = plan.splits;
+    plan.combine = {0, 1, 1};
+    plan.partialOut = plan.partialMaxSum = 0;
+  }
   return plan;
 }
 

@@ -397,7 +397,7 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   }
   if (!launch(split, plan.split, args.data(), plan.cluster))
     return false;
-  if (tensorCores && plan.cluster == plan.splits)
+  if (plan.combine.x == 0)
     return true;
   Args combine;
   combine.memref(partialOut, plan.partialOut);

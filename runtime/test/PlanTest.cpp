@@ -111,6 +111,10 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_EQ(clustered.splits, 5);
   EXPECT_EQ(clustered.splitLen, 128);
   EXPECT_EQ(clustered.cluster, 5);
+  // They merge in the cluster: no partials, no combine.
+  EXPECT_EQ(clustered.combine.x, 0);
+  EXPECT_EQ(clustered.partialOut, 0);
+  EXPECT_EQ(clustered.partialMaxSum, 0);
   // At batch 64 the 256 blocks give each of 132 multiprocessors one: no
   // splits, no combine.
   DecodePlan whole = planDecodeMma(64, 4, 8, 1, 64, 640, 528);

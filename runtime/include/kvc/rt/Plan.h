@@ -42,6 +42,7 @@ struct DecodePlan {
   /// where one cluster holds all splits (cluster == splits), its blocks
   /// merge in shared memory and no combine runs.
   int64_t cluster = 1;
+  /// The combine's grid has x = 0 where none runs (one cluster).
   Grid split, combine;
   /// f32 elements of the partial outputs and of the running max/sum pairs.
   int64_t partialOut = 0, partialMaxSum = 0;
