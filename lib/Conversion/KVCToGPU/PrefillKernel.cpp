@@ -71,12 +71,12 @@ std::string prefillKernel(const KernelKey &key) {
              : mapsAt;
   };
   std::string qMap = mapOf(0), kMap = mapOf(1), vMap = mapOf(2);
-  std::string sqAt = wg.sharedAddress("%sq", smemType);
-  std::string skAt = wg.sharedAddress("%sk", smemType);
-  std::string svAt = wg.sharedAddress("%sv", smemType);
-  std::string qBar = wg.sharedAddress("%bars", barriers);
-  std::string kBar = wg.sharedAddress("%bars", barriers, 8);
-  std::string vBar = wg.sharedAddress("%bars", barriers, 16);
+  std::string sqAt = sharedAddress(w, "%sq", smemType);
+  std::string skAt = sharedAddress(w, "%sk", smemType);
+  std::string svAt = sharedAddress(w, "%sv", smemType);
+  std::string qBar = sharedAddress(w, "%bars", barriers);
+  std::string kBar = sharedAddress(w, "%bars", barriers, 8);
+  std::string vBar = sharedAddress(w, "%bars", barriers, 16);
   auto row32 = [&](StringRef base, StringRef first) {
     return w.let("arith.index_cast " + w.add(base, first) + " : index to i32");
   };
@@ -113,8 +113,8 @@ std::string prefillKernel(const KernelKey &key) {
   // key and value tiles.
   w.line("scf.if " + first + " {");
   for (const std::string &bar : {qBar, kBar, vBar})
-    wg.initBarrier(bar);
-  wg.fenceBarrierInit();
+    initBarrier(w, bar);
+  fenceBarrierInit(w);
   w.line("}");
   w.line("gpu.barrier");
   w.line("scf.if " + first + " {");
@@ -122,7 +122,7 @@ std::string prefillKernel(const KernelKey &key) {
   wg.loadTile(kMap, row32(kvRow, w.index(0)), skAt, kBar);
   wg.loadTile(vMap, row32(kvRow, w.index(0)), svAt, vBar);
   w.line("}");
-  wg.waitBarrier(qBar, w.i32(0));
+  waitBarrier(w, qBar, w.i32(0));
   std::string before = w.takeBody();
 
   // One key/value tile: K(n+1) streams in while the softmax and O += P.V(n)
@@ -138,7 +138,7 @@ std::string prefillKernel(const KernelKey &key) {
                 lb = prefix + "lb", n0 = prefix + "n0";
     std::string parity = parityOf(n0);
     std::string next = w.add(n0, w.index(tile));
-    wg.waitBarrier(kBar, parity);
+    waitBarrier(w, kBar, parity);
     wg.fence();
     std::vector<std::string> s(keyTiles * 4, zero);
     for (int64_t ks = 0; ks < kSteps; ++ks)
@@ -180,7 +180,7 @@ std::string prefillKernel(const KernelKey &key) {
         }
         pRegs[nt][half] = core.operandOf(x[0], x[1]);
       }
-    wg.waitBarrier(vBar, parity);
+    waitBarrier(w, vBar, parity);
     std::vector<std::string> acc(dTiles * 4);
     for (int64_t i = 0; i < dTiles * 4; ++i)
       acc[i] = w.fbin("mulf", o[i], i % 4 < 2 ? alphaA : alphaB);

@@ -21,15 +21,13 @@
 // A operand taken from registers: P feeds O = P v without leaving them.
 //
 // MLIR 22's nvvm.wgmma.mma_async takes A from shared memory only, so the
-// instruction is written as inline PTX, and so are the loads and barriers
-// (their NVVM ops would need convert-nvvm-to-llvm in every kernel's
-// pipeline for one kernel's sake).
+// instruction is written as inline PTX, like the loads (Bulk.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_WARPGROUP_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_WARPGROUP_H
 
-#include "KernelWriter.h"
+#include "Bulk.h"
 
 #include <string>
 #include <vector>
@@ -45,47 +43,13 @@ public:
         smemType("memref<" + std::to_string(rows * d) + "x" + t +
                  ", #gpu.address_space<workgroup>>") {}
 
-  /// The shared-memory address (i32) of workgroup buffer `buffer` (of memref
-  /// type `type`) plus `bytes`.
-  std::string sharedAddress(StringRef buffer, StringRef type,
-                            int64_t bytes = 0) {
-    std::string at = w.let("memref.extract_aligned_pointer_as_index " + buffer +
-                           " : " + type.str() + " -> index");
-    if (bytes)
-      at = w.add(at, w.index(bytes));
-    return w.let("arith.index_cast " + at + " : index to i32");
-  }
-
-  /// An mbarrier (at shared address `bar`) expecting one arrival a phase.
-  void initBarrier(StringRef bar) {
-    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
-           "\"mbarrier.init.shared::cta.b64 [$0], 1;\", \"r,~{memory}\" " +
-           bar + " : (i32) -> ()");
-  }
-  /// Makes barrier initialization visible to the tensor memory accelerator
-  /// (a block-wide barrier must follow).
-  void fenceBarrierInit() {
-    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
-           "\"fence.mbarrier_init.release.cluster;\", \"~{memory}\"  : () "
-           "-> ()");
-  }
-  /// Waits until phase `parity` (i32, 0 or 1) of barrier `bar` completes.
-  void waitBarrier(StringRef bar, StringRef parity) {
-    w.line("llvm.inline_asm has_side_effects asm_dialect = att \"{ .reg "
-           ".pred p; kvcWait${:uid}: mbarrier.try_wait.parity.shared::cta.b64 "
-           "p, [$0], $1; @!p bra kvcWait${:uid}; }\", \"r,r,~{memory}\" " +
-           bar + ", " + parity + " : (i32, i32) -> ()");
-  }
   /// Loads rows [row, row + rows) (i32) of the 2-D tensor of `map` (the
   /// generic address of its CUtensorMap, i64: [*, d] elements, boxes of 64
   /// x 64, 128-byte swizzle) into the tile at shared address `dst`, one
   /// tensor-memory-accelerator copy per 64-column slice, completing on
   /// barrier `bar` (this thread arrives, expecting the tile's bytes).
   void loadTile(StringRef map, StringRef row, StringRef dst, StringRef bar) {
-    w.line("llvm.inline_asm has_side_effects asm_dialect = att "
-           "\"mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;\", "
-           "\"r,r,~{memory}\" " + bar.str() + ", " +
-           w.i32(rows * d * 2) + " : (i32, i32) -> ()");
+    expectBytes(w, bar, w.i32(rows * d * 2));
     for (int64_t slice = 0; slice < d / 64; ++slice) {
       std::string to =
           slice ? w.let("arith.addi " + dst + ", " +
