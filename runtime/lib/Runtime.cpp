@@ -428,28 +428,31 @@ bool Device::prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,
     return prefillByDecode(query, key, value, out, batch, qHeads, kvHeads, seq,
                            headDim, type, scale);
   // The kernel loads its tiles with the tensor memory accelerator: a map
-  // per operand, [rows, head dim] in 64 x 64 boxes with the 128-byte
-  // swizzle its wgmma products read, in device memory it reads them from.
+  // per operand, [B * heads, seq, head dim] in 64 x 64 x 1 boxes with the
+  // 128-byte swizzle its wgmma products read (rows past a sequence's end
+  // come in as zeros), in device memory it reads them from.
   CUtensorMap maps[3];
-  auto encode = [&](CUtensorMap *map, DevicePtr base, int64_t rows) {
-    cuuint64_t dims[2] = {static_cast<cuuint64_t>(headDim),
-                          static_cast<cuuint64_t>(rows)};
-    cuuint64_t strides[1] = {static_cast<cuuint64_t>(headDim * sizeOf(type))};
-    cuuint32_t box[2] = {64, kPrefillRows}, unit[2] = {1, 1};
+  auto encode = [&](CUtensorMap *map, DevicePtr base, int64_t heads) {
+    cuuint64_t row = static_cast<cuuint64_t>(headDim * sizeOf(type));
+    cuuint64_t dims[3] = {static_cast<cuuint64_t>(headDim),
+                          static_cast<cuuint64_t>(seq),
+                          static_cast<cuuint64_t>(heads)};
+    cuuint64_t strides[2] = {row, row * static_cast<cuuint64_t>(seq)};
+    cuuint32_t box[3] = {64, kPrefillRows, 1}, unit[3] = {1, 1, 1};
     KVC_CHECK(cuTensorMapEncodeTiled(
                   map,
                   type == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                  2, reinterpret_cast<void *>(base), dims, strides, box, unit,
+                  3, reinterpret_cast<void *>(base), dims, strides, box, unit,
                   CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
               kernel);
     return true;
   };
-  if (!encode(&maps[0], query, batch * qHeads * seq) ||
-      !encode(&maps[1], key, batch * kvHeads * seq) ||
-      !encode(&maps[2], value, batch * kvHeads * seq))
+  if (!encode(&maps[0], query, batch * qHeads) ||
+      !encode(&maps[1], key, batch * kvHeads) ||
+      !encode(&maps[2], value, batch * kvHeads))
     return false;
   if (!tensorMaps_) {
     CUdeviceptr ptr;

@@ -56,10 +56,15 @@ std::string prefillKernel(const KernelKey &key) {
   std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
   std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
   std::string hk = w.div(h, w.index(g)), nkv = w.div(nh, w.index(g));
-  std::string qRow = w.mul(w.add(w.mul(b, nh), h), "%seq");
-  std::string qBase = w.mul(qRow, w.index(d));
-  std::string kvRow = w.mul(w.add(w.mul(b, nkv), hk), "%seq");
+  std::string qBase =
+      w.mul(w.mul(w.add(w.mul(b, nh), h), "%seq"), w.index(d));
   std::string m0 = w.mul(bx, w.index(tile));
+  auto i32 = [&](StringRef x) {
+    return w.let("arith.index_cast " + x + " : index to i32");
+  };
+  // Tensor-map coordinates: the head (of B * heads) and the row in it.
+  std::string qHead = i32(w.add(w.mul(b, nh), h));
+  std::string kvHead = i32(w.add(w.mul(b, nkv), hk));
   // The tensor maps of q, k and v (Warpgroup::loadTile): 128 bytes each.
   std::string mapsAt = w.let(
       "arith.index_cast " +
@@ -77,9 +82,6 @@ std::string prefillKernel(const KernelKey &key) {
   std::string qBar = sharedAddress(w, "%bars", barriers);
   std::string kBar = sharedAddress(w, "%bars", barriers, 8);
   std::string vBar = sharedAddress(w, "%bars", barriers, 16);
-  auto row32 = [&](StringRef base, StringRef first) {
-    return w.let("arith.index_cast " + w.add(base, first) + " : index to i32");
-  };
   std::string first = w.cmp("eq", tid, w.index(0));
   // Thread 0 loads tile `n0` of k or v once every warp is past the product
   // that read the one before.
@@ -87,7 +89,7 @@ std::string prefillKernel(const KernelKey &key) {
                       StringRef bar) {
     w.line("gpu.barrier");
     w.line("scf.if " + first + " {");
-    wg.loadTile(map, row32(kvRow, n0), dst, bar);
+    wg.loadTile(map, kvHead, i32(n0), dst, bar);
     w.line("}");
   };
   // Tile n's loads complete phase n % 2 of their barrier.
@@ -118,9 +120,9 @@ std::string prefillKernel(const KernelKey &key) {
   w.line("}");
   w.line("gpu.barrier");
   w.line("scf.if " + first + " {");
-  wg.loadTile(qMap, row32(qRow, m0), sqAt, qBar);
-  wg.loadTile(kMap, row32(kvRow, w.index(0)), skAt, kBar);
-  wg.loadTile(vMap, row32(kvRow, w.index(0)), svAt, vBar);
+  wg.loadTile(qMap, qHead, i32(m0), sqAt, qBar);
+  wg.loadTile(kMap, kvHead, w.i32(0), skAt, kBar);
+  wg.loadTile(vMap, kvHead, w.i32(0), svAt, vBar);
   w.line("}");
   waitBarrier(w, qBar, w.i32(0));
   std::string before = w.takeBody();

@@ -43,12 +43,14 @@ public:
         smemType("memref<" + std::to_string(rows * d) + "x" + t +
                  ", #gpu.address_space<workgroup>>") {}
 
-  /// Loads rows [row, row + rows) (i32) of the 2-D tensor of `map` (the
-  /// generic address of its CUtensorMap, i64: [*, d] elements, boxes of 64
-  /// x 64, 128-byte swizzle) into the tile at shared address `dst`, one
-  /// tensor-memory-accelerator copy per 64-column slice, completing on
-  /// barrier `bar` (this thread arrives, expecting the tile's bytes).
-  void loadTile(StringRef map, StringRef row, StringRef dst, StringRef bar) {
+  /// Loads rows [row, row + rows) (i32) of head `head` (i32) of the 3-D
+  /// tensor of `map` (the generic address of its CUtensorMap, i64: [heads,
+  /// rows, d] elements, boxes of 64 x 64 x 1, 128-byte swizzle) into the
+  /// tile at shared address `dst`, one tensor-memory-accelerator copy per
+  /// 64-column slice, completing on barrier `bar` (this thread arrives,
+  /// expecting the tile's bytes). Rows past the head's last are zeros.
+  void loadTile(StringRef map, StringRef head, StringRef row, StringRef dst,
+                StringRef bar) {
     expectBytes(w, bar, w.i32(rows * d * 2));
     for (int64_t slice = 0; slice < d / 64; ++slice) {
       std::string to =
@@ -56,11 +58,11 @@ public:
                         w.i32(slice * rows * 128) + " : i32")
                 : dst.str();
       w.line("llvm.inline_asm has_side_effects asm_dialect = att "
-             "\"cp.async.bulk.tensor.2d.shared::cluster.global.tile."
-             "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];\", "
-             "\"r,l,r,r,r,~{memory}\" " + to + ", " + map.str() + ", " +
-             w.i32(slice * 64) + ", " + row.str() + ", " + bar.str() +
-             " : (i32, i64, i32, i32, i32) -> ()");
+             "\"cp.async.bulk.tensor.3d.shared::cluster.global.tile."
+             "mbarrier::complete_tx::bytes [$0], [$1, {$2, $3, $4}], [$5];\", "
+             "\"r,l,r,r,r,r,~{memory}\" " + to + ", " + map.str() + ", " +
+             w.i32(slice * 64) + ", " + row.str() + ", " + head.str() + ", " +
+             bar.str() + " : (i32, i64, i32, i32, i32, i32) -> ()");
     }
   }
 

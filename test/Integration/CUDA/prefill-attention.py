@@ -2,7 +2,8 @@
 # reference (torch): batch 1 and 3, sequences 1, 17, 64, 255 and 1000 (not
 # multiples of the 64-row tile too), 32 query heads on 32, 8 and 1 kv heads,
 # head dim 64 and 128, f16 and bf16. Outputs are poisoned with NaN before
-# every run.
+# every run. A head's output must not depend on other heads' rows (NaN
+# there).
 #
 # REQUIRES: cuda
 # RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels
@@ -53,6 +54,27 @@ def main():
         if not err <= tol:
             failures += 1
             print("FAIL B%d S%d 32/%d D%d %s: relative error %.3g" % (batch, seq, kv, d, name, err))
+    # Heads do not read each other: every head but the first of a batch of
+    # two holds NaN, and the first head's sequence ends inside a tile.
+    for d, name in [(128, "bf16"), (64, "f16")]:
+        dtype, code, tol = types[name]
+        q = torch.randn(2, 8, 100, d, dtype=dtype, device="cuda", generator=gen)
+        k = torch.randn(2, 2, 100, d, dtype=dtype, device="cuda", generator=gen)
+        v = torch.randn_like(k)
+        for x in (q, k, v):
+            first = x[0, 0].clone()
+            x.fill_(float("nan"))
+            x[0, 0] = first
+        out = torch.full_like(q, float("nan"))
+        rt.prefill_attention(q, k, v, out, code, 1 / math.sqrt(d))
+        rt.synchronize()
+        ref = F.scaled_dot_product_attention(q[:1, :1].float(), k[:1, :1].float(),
+                                             v[:1, :1].float(), is_causal=True)
+        err = ((out[:1, :1].float() - ref).norm() / ref.norm()).item()
+        cases += 1
+        if not err <= tol:
+            failures += 1
+            print("FAIL head isolation D%d %s: relative error %.3g" % (d, name, err))
     # The entry point compiled code calls (convert-kvc-to-gpu), once.
     rt.lib.kvc_rt_make_current(rt.device)
     q = torch.randn(2, 8, 100, 64, dtype=torch.bfloat16, device="cuda", generator=gen)

@@ -98,8 +98,8 @@ std::string getDecodeCombineName(const KernelKey &key);
 /// keys and values on the tensor cores (wgmma, sm_90a; f16 and bf16, D a
 /// multiple of 64; the runtime runs other prefills as decode attention).
 /// `maps` holds three CUtensorMaps (16 i64 each) of the query, key and
-/// value tensors as 2-D [rows, D], in 64 x 64 boxes with the 128-byte
-/// swizzle.
+/// value tensors as 3-D [B * heads, seq, D], in 64 x 64 x 1 boxes with the
+/// 128-byte swizzle.
 std::string getPrefillName(const KernelKey &key);
 
 /// `kvc_gemv_{T}_{O}(x, w, out, n, k)`: grid (ceil(n/4)); out[n] = sum_k
