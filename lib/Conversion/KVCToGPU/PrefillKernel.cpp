@@ -41,10 +41,10 @@ std::string prefillKernel(const KernelKey &key) {
       m + ", %seq: index, %scale: f32) workgroup(%sq: " + smemType + aligned +
       ", %sk: " + smemType + aligned + ", %sv: " + smemType + aligned +
       ", %bars: " + barriers + kAligned +
-      // 128 registers (ptxas alone takes 137; a few bytes spill) for 4
-      // blocks per SM: 2% faster than 3 (bench/RESULTS.md).
+      // 3 blocks per SM (148 registers, no spills); held to 128 registers
+      // for 4 it spilled and ran 5% slower (bench/RESULTS.md).
       ") kernel attributes {known_block_size = array<i32: 128, 1, 1>, "
-      "nvvm.minctasm = 4 : i32} {\n";
+      "nvvm.minctasm = 3 : i32} {\n";
   // Blocks of the last query rows see the most keys: run them first.
   std::string nx = w.let("gpu.grid_dim x");
   std::string bx = w.let("arith.subi " +
