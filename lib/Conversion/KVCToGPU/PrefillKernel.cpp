@@ -56,14 +56,14 @@ std::string prefillKernel(const KernelKey &key) {
   std::string lane = w.rem(tid, w.index(kWarp)), warp = w.div(tid, w.index(kWarp));
   std::string gr = w.div(lane, w.index(4)), tc = w.rem(lane, w.index(4));
   std::string hk = w.div(h, w.index(g)), nkv = w.div(nh, w.index(g));
-  std::string qBase =
-      w.mul(w.mul(w.add(w.mul(b, nh), h), "%seq"), w.index(d));
+  std::string qHeadAt = w.add(w.mul(b, nh), h);
+  std::string qBase = w.mul(w.mul(qHeadAt, "%seq"), w.index(d));
   std::string m0 = w.mul(bx, w.index(tile));
   auto i32 = [&](StringRef x) {
     return w.let("arith.index_cast " + x + " : index to i32");
   };
   // Tensor-map coordinates: the head (of B * heads) and the row in it.
-  std::string qHead = i32(w.add(w.mul(b, nh), h));
+  std::string qHead = i32(qHeadAt);
   std::string kvHead = i32(w.add(w.mul(b, nkv), hk));
   // The tensor maps of q, k and v (Warpgroup::loadTile): 128 bytes each.
   std::string mapsAt = w.let(
@@ -83,13 +83,13 @@ std::string prefillKernel(const KernelKey &key) {
   std::string kBar = sharedAddress(w, "%bars", barriers, 8);
   std::string vBar = sharedAddress(w, "%bars", barriers, 16);
   std::string first = w.cmp("eq", tid, w.index(0));
-  // Thread 0 loads tile `n0` of k or v once every warp is past the product
-  // that read the one before.
+  // Thread 0 loads the k or v tile after the one at n0 once every warp is
+  // past the product that read that one.
   auto loadNext = [&](StringRef map, StringRef n0, StringRef dst,
                       StringRef bar) {
     w.line("gpu.barrier");
     w.line("scf.if " + first + " {");
-    wg.loadTile(map, kvHead, i32(n0), dst, bar);
+    wg.loadTile(map, kvHead, i32(w.add(n0, w.index(tile))), dst, bar);
     w.line("}");
   };
   // Tile n's loads complete phase n % 2 of their barrier.
@@ -139,16 +139,15 @@ std::string prefillKernel(const KernelKey &key) {
     std::string ma = prefix + "ma", mb = prefix + "mb", la = prefix + "la",
                 lb = prefix + "lb", n0 = prefix + "n0";
     std::string parity = parityOf(n0);
-    std::string next = w.add(n0, w.index(tile));
     waitBarrier(w, kBar, parity);
     wg.fence();
     std::vector<std::string> s(keyTiles * 4, zero);
     for (int64_t ks = 0; ks < kSteps; ++ks)
       s = wg.mma(tile, s, {wg.slice(qDesc, ks, true)},
                  wg.slice(kDesc, ks, true), false, ks > 0);
-    wg.commitAndWait(0);
+    wg.commitAndWait();
     if (!diagonal)
-      loadNext(kMap, next, skAt, kBar);
+      loadNext(kMap, n0, skAt, kBar);
     // Scale (and mask), running max per row.
     std::vector<std::array<std::string, 4>> sv(keyTiles);
     std::string maxA = minusInf, maxB = minusInf;
@@ -192,9 +191,9 @@ std::string prefillKernel(const KernelKey &key) {
                    {pRegs[2 * kk][0], pRegs[2 * kk][1], pRegs[2 * kk + 1][0],
                     pRegs[2 * kk + 1][1]},
                    wg.slice(vDesc, kk, false), true, true);
-    wg.commitAndWait(0);
+    wg.commitAndWait();
     if (!diagonal)
-      loadNext(vMap, next, svAt, vBar);
+      loadNext(vMap, n0, svAt, vBar);
     std::vector<std::array<std::string, 4>> tiles(dTiles);
     for (int64_t j = 0; j < dTiles; ++j)
       for (int64_t e = 0; e < 4; ++e)

@@ -154,10 +154,10 @@ public:
   /// follow (wgmma.fence).
   void fence() { w.line("nvvm.wgmma.fence.aligned"); }
   /// Closes the products issued since the last commit into a group and
-  /// waits until at most `pending` groups are in flight.
-  void commitAndWait(int64_t pending) {
+  /// waits until they are done.
+  void commitAndWait() {
     w.line("nvvm.wgmma.commit.group.sync.aligned");
-    w.line("nvvm.wgmma.wait.group.sync.aligned " + std::to_string(pending));
+    w.line("nvvm.wgmma.wait.group.sync.aligned 0");
   }
 
   Writer &w;
