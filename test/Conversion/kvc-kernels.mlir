@@ -77,7 +77,16 @@
 // Programmatic launch: kernels read nothing before griddepcontrol.wait
 // (inline PTX, so that no load moves across it) except kvc_gemv and
 // kvc_gemm16, which load their first 8 pieces of w (weights) before it.
+// The tensor-core decode kernel only asks L2 for its split's first keys
+// and values there (one bulk prefetch of each, by thread 0).
 // WAIT-LABEL: .entry kvc_decode_split_d128_g4_bf16(
+// WAIT-NOT: ld.global
+// WAIT: griddepcontrol.wait;
+// WAIT-NEXT: // end inline asm
+// WAIT: griddepcontrol.launch_dependents;
+// WAIT-LABEL: .entry kvc_decode_mma_d128_g4_bf16(
+// WAIT-NOT: ld.global
+// WAIT-COUNT-2: cp.async.bulk.prefetch.L2.global [%rd{{[0-9]+}}], %r{{[0-9]+}};
 // WAIT-NOT: ld.global
 // WAIT: griddepcontrol.wait;
 // WAIT-NEXT: // end inline asm
