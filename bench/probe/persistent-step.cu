@@ -1,0 +1,350 @@
+// Feasibility probe (not part of kvc): can one persistent kernel per decode
+// step, streaming every weight of a TinyLlama step through a shared-memory
+// ring, reach the weight-read floor at batch 1?
+//
+// One block per SM. Warp 8 (lane 0) is the producer: it walks the step's
+// projections in order and bulk-copies the block's contiguous slice of rows
+// of each weight (cp.async.bulk, 1-D) into a ring of kSlots slots with full /
+// empty mbarriers. Weights depend on nothing, so it runs ahead across
+// projection boundaries as far as the ring allows. Warps 0-7 consume: for
+// each projection they wait (grid-wide counter) for its input vector, copy
+// it to shared memory, and take the ring's rows (one warp per row). After a
+// projection's rows, thread 0 bumps the projection's counter (release).
+// An "attention" delay of --att-ns after each qkv projection models the
+// latency-bound work between qkv and o.
+//
+//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe probe.cu
+//   ./probe [--steps-per-launch N] [--att-ns NS] [--slot-kb KB] [--slots S]
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define CK(x)                                                                  \
+  do {                                                                         \
+    cudaError_t e = (x);                                                       \
+    if (e != cudaSuccess) {                                                    \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x,           \
+                   cudaGetErrorString(e));                                     \
+      std::exit(1);                                                            \
+    }                                                                          \
+  } while (0)
+
+constexpr int kConsumerWarps = 8;
+constexpr int kThreads = (kConsumerWarps + 1) * 32;
+constexpr int kMaxSlots = 8;
+constexpr int kMaxK = 5632;
+
+struct Proj {
+  const __nv_bfloat16 *w;
+  const float *x; // input vector (k)
+  float *y;       // output vector (n)
+  int n, k;
+  int delayAfter; // ns of modeled attention before the next projection
+};
+
+__device__ __forceinline__ unsigned smem(const void *p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbarInit(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarWait(unsigned bar, unsigned parity) {
+  asm volatile("{ .reg .pred p; W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1; @!p bra W; }"
+               ::"r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void mbarArrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbarExpect(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulkCopy(unsigned dst, const void *src, unsigned bytes, unsigned bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+__device__ __forceinline__ unsigned ldAcquire(const unsigned *p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ unsigned long long now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void consumersSync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+}
+
+__global__ void __launch_bounds__(kThreads, 1)
+step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
+     int steps, int slots, int slotBytes) {
+  extern __shared__ __align__(128) unsigned char shm[];
+  __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
+  __shared__ __align__(16) float xs[kMaxK];
+  const int G = gridDim.x, b = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < slots; ++s) {
+      mbarInit(smem(&full[s]), 1);
+      mbarInit(smem(&empty[s]), kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  if (warp == kConsumerWarps) {
+    if (lane)
+      return;
+    int slot = 0;
+    unsigned parity = 1;
+    for (int st = 0; st < steps; ++st)
+      for (int p = 0; p < count; ++p) {
+        const Proj pr = projs[p];
+        const int r0 = (long long)pr.n * b / G, r1 = (long long)pr.n * (b + 1) / G;
+        const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
+        for (int r = r0; r < r1; r += per) {
+          const int rows = min(per, r1 - r);
+          mbarWait(smem(&empty[slot]), parity);
+          mbarExpect(smem(&full[slot]), rows * rowBytes);
+          bulkCopy(smem(shm + slot * slotBytes), pr.w + (size_t)r * pr.k, rows * rowBytes,
+                   smem(&full[slot]));
+          if (++slot == slots) slot = 0, parity ^= 1;
+        }
+      }
+    return;
+  }
+  int slot = 0;
+  unsigned parity = 0;
+  for (int st = 0; st < steps; ++st) {
+    const unsigned target = (unsigned)G * (epoch0 + st + 1);
+    for (int p = 0; p < count; ++p) {
+      const Proj pr = projs[p];
+      // The input: written by every block's previous projection.
+      if (threadIdx.x == 0) {
+        const unsigned *c = p ? &counters[p - 1] : (st ? &counters[count - 1] : nullptr);
+        const unsigned want = p ? target : target - G;
+        if (c && (p || st))
+          while (ldAcquire(c) < want) {}
+        if (p && projs[p - 1].delayAfter) {
+          unsigned long long t = now() + projs[p - 1].delayAfter;
+          while (now() < t) {}
+        }
+      }
+      consumersSync();
+      for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
+        xs[i] = __ldcg(pr.x + i);
+      consumersSync();
+      const int r0 = (long long)pr.n * b / G, r1 = (long long)pr.n * (b + 1) / G;
+      const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
+      for (int r = r0; r < r1; r += per) {
+        const int rows = min(per, r1 - r);
+        mbarWait(smem(&full[slot]), parity);
+        const __nv_bfloat16 *w = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * slotBytes);
+        for (int row = warp; row < rows; row += kConsumerWarps) {
+          const __nv_bfloat16 *wr = w + (size_t)row * pr.k;
+          float acc = 0;
+          for (int e = lane * 8; e < pr.k; e += 256) {
+            uint4 raw = *reinterpret_cast<const uint4 *>(wr + e);
+            const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+            const float4 xa = *reinterpret_cast<const float4 *>(xs + e),
+                         xb = *reinterpret_cast<const float4 *>(xs + e + 4);
+            const float xv[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              float2 f = __bfloat1622float2(h[j]);
+              acc = fmaf(f.x, xv[2 * j], acc);
+              acc = fmaf(f.y, xv[2 * j + 1], acc);
+            }
+          }
+#pragma unroll
+          for (int o = 16; o; o /= 2)
+            acc += __shfl_xor_sync(0xffffffffu, acc, o);
+          if (lane == 0)
+            pr.y[r + row] = acc;
+        }
+        __syncwarp();
+        if (lane == 0)
+          mbarArrive(smem(&empty[slot]));
+        if (++slot == slots) slot = 0, parity ^= 1;
+      }
+      consumersSync();
+      if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(&counters[p], 1u);
+      }
+    }
+  }
+}
+
+// Reference: one warp per row, plain loads.
+__global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, int k) {
+  int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= n) return;
+  float acc = 0;
+  for (int e = lane; e < k; e += 32)
+    acc = fmaf(__bfloat162float(w[(size_t)row * k + e]), x[e], acc);
+  for (int o = 16; o; o /= 2)
+    acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = acc;
+}
+
+__global__ void fill(__nv_bfloat16 *w, size_t n, float scale, unsigned seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+       i += (size_t)gridDim.x * blockDim.x) {
+    unsigned h = (unsigned)i * 2654435761u ^ seed;
+    h ^= h >> 13; h *= 0x5bd1e995u; h ^= h >> 15;
+    w[i] = __float2bfloat16(((h & 0xffff) / 32768.0f - 1.0f) * scale);
+  }
+}
+
+__global__ void readAll(const uint4 *p, size_t n, unsigned *sink) {
+  uint4 acc = {0, 0, 0, 0};
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+       i += (size_t)gridDim.x * blockDim.x) {
+    uint4 v = __ldcs(p + i);
+    acc.x ^= v.x; acc.y ^= v.y; acc.z ^= v.z; acc.w ^= v.w;
+  }
+  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) *sink = 1;
+}
+
+int main(int argc, char **argv) {
+  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--slot-kb")) slotKb = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--slots")) slots = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
+  }
+  const int slotBytes = slotKb * 1024;
+  int sms;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  // TinyLlama: 22 layers of qkv 2560x2048, o 2048x2048, gate/up 11264x2048,
+  // down 2048x5632; lm_head 32000x2048.
+  struct Shape { int n, k, delay; };
+  std::vector<Shape> shapes;
+  for (int l = 0; l < 22; ++l) {
+    shapes.push_back({2560, 2048, attNs});
+    shapes.push_back({2048, 2048, 0});
+    shapes.push_back({11264, 2048, 0});
+    shapes.push_back({2048, 5632, 0});
+  }
+  shapes.push_back({32000, 2048, 0});
+  const int count = shapes.size();
+  size_t bytes = 0;
+  for (auto &s : shapes) bytes += (size_t)s.n * s.k * 2;
+  // Weights: one allocation, each projection 16-byte aligned (k*2 is).
+  __nv_bfloat16 *wAll;
+  CK(cudaMalloc(&wAll, bytes));
+  fill<<<1024, 256>>>(wAll, bytes / 2, 1.7f / sqrtf(2048.0f), 7);
+  // Activations: a vector per projection output, plus the step input.
+  std::vector<float *> ys(count), refs(count);
+  float *x0;
+  CK(cudaMalloc(&x0, kMaxK * 4));
+  std::vector<float> hx(kMaxK);
+  for (int i = 0; i < kMaxK; ++i) hx[i] = std::sin(0.37f * i);
+  CK(cudaMemcpy(x0, hx.data(), kMaxK * 4, cudaMemcpyHostToDevice));
+  std::vector<Proj> projs(count);
+  size_t off = 0;
+  for (int p = 0; p < count; ++p) {
+    CK(cudaMalloc(&ys[p], std::max(shapes[p].n, kMaxK) * 4));
+    CK(cudaMalloc(&refs[p], std::max(shapes[p].n, kMaxK) * 4));
+    CK(cudaMemset(ys[p], 0, std::max(shapes[p].n, kMaxK) * 4));
+    projs[p] = {wAll + off, p ? ys[p - 1] : x0, ys[p], shapes[p].n, shapes[p].k, shapes[p].delay};
+    off += (size_t)shapes[p].n * shapes[p].k;
+  }
+  Proj *dProjs;
+  CK(cudaMalloc(&dProjs, count * sizeof(Proj)));
+  CK(cudaMemcpy(dProjs, projs.data(), count * sizeof(Proj), cudaMemcpyHostToDevice));
+  unsigned *counters;
+  CK(cudaMalloc(&counters, count * 4));
+  CK(cudaMemset(counters, 0, count * 4));
+  const int smemBytes = slots * slotBytes;
+  CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
+
+  // Correctness: one step against the reference chain.
+  unsigned epoch = 0;
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes);
+  epoch += 1;
+  CK(cudaGetLastError());
+  CK(cudaDeviceSynchronize());
+  for (int p = 0; p < count; ++p)
+    gemv<<<(shapes[p].n + 3) / 4, 128>>>(projs[p].w, p ? ys[p - 1] : x0, refs[p], shapes[p].n, shapes[p].k);
+  CK(cudaDeviceSynchronize());
+  double worst = 0;
+  for (int p = 0; p < count; ++p) {
+    std::vector<float> a(shapes[p].n), r(shapes[p].n);
+    CK(cudaMemcpy(a.data(), ys[p], shapes[p].n * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(r.data(), refs[p], shapes[p].n * 4, cudaMemcpyDeviceToHost));
+    double mx = 1e-30, d = 0;
+    for (int i = 0; i < shapes[p].n; ++i) {
+      mx = std::max(mx, (double)std::fabs(r[i]));
+      d = std::max(d, (double)std::fabs(a[i] - r[i]));
+      if (!std::isfinite(a[i])) d = INFINITY;
+    }
+    worst = std::max(worst, d / mx);
+  }
+  std::printf("check: worst relative error over %d projections %.2e (%s)\n", count, worst,
+              worst < 1e-4 ? "ok" : "FAIL");
+
+  // Floors: a plain read of the weights, and a device copy.
+  unsigned *sink;
+  CK(cudaMalloc(&sink, 4));
+  cudaEvent_t a, z;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&z));
+  float ms;
+  std::vector<float> reads;
+  for (int i = 0; i < 10; ++i) {
+    CK(cudaEventRecord(a));
+    readAll<<<sms * 8, 512>>>(reinterpret_cast<const uint4 *>(wAll), bytes / 16, sink);
+    CK(cudaEventRecord(z));
+    CK(cudaEventSynchronize(z));
+    CK(cudaEventElapsedTime(&ms, a, z));
+    reads.push_back(ms);
+  }
+  std::sort(reads.begin(), reads.end());
+  void *c0, *c1;
+  size_t cb = 1ull << 30;
+  CK(cudaMalloc(&c0, cb));
+  CK(cudaMalloc(&c1, cb));
+  std::vector<float> copies;
+  for (int i = 0; i < 5; ++i) {
+    CK(cudaEventRecord(a));
+    CK(cudaMemcpyAsync(c1, c0, cb, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(z));
+    CK(cudaEventSynchronize(z));
+    CK(cudaEventElapsedTime(&ms, a, z));
+    copies.push_back(ms);
+  }
+  std::sort(copies.begin(), copies.end());
+  double copyBw = 2.0 * cb / (copies[copies.size() / 2] * 1e-3);
+  double readMs = reads[reads.size() / 2];
+  std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s); copy %.0f GB/s -> floor %.3f ms\n",
+              bytes / 1e9, readMs, bytes / (readMs * 1e-3) / 1e9, copyBw / 1e9, bytes / copyBw * 1e3);
+
+  // Timing: back-to-back launches of `stepsPerLaunch` steps each.
+  for (int rep = 0; rep < 3; ++rep) {
+    CK(cudaEventRecord(a));
+    for (int l = 0; l < launches; ++l) {
+      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes);
+      epoch += stepsPerLaunch;
+    }
+    CK(cudaEventRecord(z));
+    CK(cudaEventSynchronize(z));
+    CK(cudaGetLastError());
+    CK(cudaEventElapsedTime(&ms, a, z));
+    double perStep = ms / (launches * stepsPerLaunch);
+    std::printf("persistent: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
+                "(%.0f GB/s, %.0f%% of the plain read)\n",
+                slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
+                100.0 * readMs / perStep);
+  }
+  return 0;
+}
