@@ -10,10 +10,12 @@
 // each projection they wait (grid-wide counter) for its input vector, copy
 // it to shared memory, and take the ring's rows (one warp per row). After a
 // projection's rows, thread 0 bumps the projection's counter (release).
-// An "attention" delay of --att-ns after each qkv projection models the
-// latency-bound work between qkv and o.
+// The qkv, gate/up and lm_head projections RMSNorm their input in the
+// prologue (every block for itself, as a fused step would). An "attention"
+// delay of --att-ns after each qkv projection models the latency-bound work
+// between qkv and o.
 //
-//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe probe.cu
+//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe persistent-step.cu
 //   ./probe [--steps-per-launch N] [--att-ns NS] [--slot-kb KB] [--slots S]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -46,6 +48,7 @@ struct Proj {
   float *y;       // output vector (n)
   int n, k;
   int delayAfter; // ns of modeled attention before the next projection
+  int norm;       // RMSNorm the input first
 };
 
 __device__ __forceinline__ unsigned smem(const void *p) {
@@ -88,6 +91,7 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kMaxK];
+  __shared__ float red[kConsumerWarps];
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (threadIdx.x == 0) {
@@ -137,8 +141,27 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         }
       }
       consumersSync();
-      for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
-        xs[i] = __ldcg(pr.x + i);
+      float ss = 0;
+      for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32) {
+        float v = __ldcg(pr.x + i);
+        xs[i] = v;
+        ss += v * v;
+      }
+      if (pr.norm) {
+        // RMSNorm of the input in the prologue (as a fused step would).
+#pragma unroll
+        for (int o = 16; o; o /= 2)
+          ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (lane == 0)
+          red[warp] = ss;
+        consumersSync();
+        float total = 0;
+        for (int i = 0; i < kConsumerWarps; ++i)
+          total += red[i];
+        const float inv = rsqrtf(total / pr.k + 1e-5f);
+        for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
+          xs[i] *= inv;
+      }
       consumersSync();
       const int r0 = (long long)pr.n * b / G, r1 = (long long)pr.n * (b + 1) / G;
       const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
@@ -183,12 +206,19 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
 }
 
 // Reference: one warp per row, plain loads.
-__global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, int k) {
+__global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, int k, int norm) {
   int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= n) return;
+  float inv = 1;
+  if (norm) {
+    float ss = 0;
+    for (int e = lane; e < k; e += 32) ss += x[e] * x[e];
+    for (int o = 16; o; o /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    inv = rsqrtf(ss / k + 1e-5f);
+  }
   float acc = 0;
   for (int e = lane; e < k; e += 32)
-    acc = fmaf(__bfloat162float(w[(size_t)row * k + e]), x[e], acc);
+    acc = fmaf(__bfloat162float(w[(size_t)row * k + e]), x[e] * inv, acc);
   for (int o = 16; o; o /= 2)
     acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = acc;
@@ -227,15 +257,15 @@ int main(int argc, char **argv) {
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   // TinyLlama: 22 layers of qkv 2560x2048, o 2048x2048, gate/up 11264x2048,
   // down 2048x5632; lm_head 32000x2048.
-  struct Shape { int n, k, delay; };
+  struct Shape { int n, k, delay, norm; };
   std::vector<Shape> shapes;
   for (int l = 0; l < 22; ++l) {
-    shapes.push_back({2560, 2048, attNs});
-    shapes.push_back({2048, 2048, 0});
-    shapes.push_back({11264, 2048, 0});
-    shapes.push_back({2048, 5632, 0});
+    shapes.push_back({2560, 2048, attNs, 1});
+    shapes.push_back({2048, 2048, 0, 0});
+    shapes.push_back({11264, 2048, 0, 1});
+    shapes.push_back({2048, 5632, 0, 0});
   }
-  shapes.push_back({32000, 2048, 0});
+  shapes.push_back({32000, 2048, 0, 1});
   const int count = shapes.size();
   size_t bytes = 0;
   for (auto &s : shapes) bytes += (size_t)s.n * s.k * 2;
@@ -256,7 +286,8 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&ys[p], std::max(shapes[p].n, kMaxK) * 4));
     CK(cudaMalloc(&refs[p], std::max(shapes[p].n, kMaxK) * 4));
     CK(cudaMemset(ys[p], 0, std::max(shapes[p].n, kMaxK) * 4));
-    projs[p] = {wAll + off, p ? ys[p - 1] : x0, ys[p], shapes[p].n, shapes[p].k, shapes[p].delay};
+    projs[p] = {wAll + off, p ? ys[p - 1] : x0, ys[p], shapes[p].n, shapes[p].k, shapes[p].delay,
+                shapes[p].norm};
     off += (size_t)shapes[p].n * shapes[p].k;
   }
   Proj *dProjs;
@@ -275,7 +306,8 @@ int main(int argc, char **argv) {
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
   for (int p = 0; p < count; ++p)
-    gemv<<<(shapes[p].n + 3) / 4, 128>>>(projs[p].w, p ? ys[p - 1] : x0, refs[p], shapes[p].n, shapes[p].k);
+    gemv<<<(shapes[p].n + 3) / 4, 128>>>(projs[p].w, p ? ys[p - 1] : x0, refs[p], shapes[p].n,
+                                         shapes[p].k, shapes[p].norm);
   CK(cudaDeviceSynchronize());
   double worst = 0;
   for (int p = 0; p < count; ++p) {
