@@ -253,6 +253,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
   }
   const int slotBytes = slotKb * 1024;
+  if (slots < 2 || slots > kMaxSlots || slotBytes < kMaxK * 2 ||
+      slots * slotBytes > 200 * 1024) {
+    std::fprintf(stderr, "--slots must lie in [2, %d], --slot-kb hold a row of %d bf16 "
+                 "(11 KB), and the ring fit 200 KB of shared memory\n", kMaxSlots, kMaxK);
+    return 2;
+  }
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   // TinyLlama: 22 layers of qkv 2560x2048, o 2048x2048, gate/up 11264x2048,
