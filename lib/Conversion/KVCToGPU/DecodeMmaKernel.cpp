@@ -19,8 +19,8 @@
 // ahead (the append, the projection before it) finish: TinyLlama B=1
 // 1.246-1.269 -> 1.230-1.233 ms/step on the H100 (B=16 unchanged). The
 // CUDA-core split kernel with the same prefetch was slower (B1 L4096 14.0
-// -> 14.8-15.1 us in a graph of back-to-back decodes, where it lands in
-// the window of the combine kernel ahead), so it has none.
+// -> 14.8-15.1 us in the bench's graph of back-to-back decodes; not
+// profiled), so it has none.
 //
 //===----------------------------------------------------------------------===//
 #include "Bulk.h"
@@ -33,6 +33,43 @@ using namespace mlir;
 using namespace mlir::kvc::kernels;
 
 namespace mlir::kvc::kernels::detail {
+
+namespace {
+/// Cache bytes of keys and of values a decode split prefetches.
+constexpr int64_t kSplitPrefetchBytes = 16384;
+
+/// A decode split's head start, written before `griddepcontrol.wait`: thread
+/// `tid` 0 prefetches into L2 the first rows of the split's keys and values
+/// (rows [`start`, `start` + `%split_len`) of the head whose row 0 is element
+/// `head` of %k and %v, at most kSplitPrefetchBytes of each, none past
+/// `%capacity`), so that DRAM streams them while the kernels ahead finish.
+/// Safe whatever those kernels write: L2 is where global memory is
+/// coherent, and a prefetch fills no L1 line, so the loads after the wait
+/// still see their writes.
+void prefetchSplit(Writer &w, StringRef k, StringRef v, StringRef tid,
+                   StringRef head, StringRef start, int64_t headDim) {
+  const int64_t bytes = 2, rowBytes = headDim * bytes; // f16 and bf16
+  std::string left = w.let("arith.subi %capacity, " + start + " : index");
+  std::string rows =
+      w.min(w.min("%split_len", left), w.index(kSplitPrefetchBytes / rowBytes));
+  std::string size = w.mul(rows, w.index(rowBytes));
+  std::string go = w.let("arith.andi " + w.cmp("eq", tid, w.index(0)) + ", " +
+                         w.cmp("sgt", size, w.index(0)) + " : i1");
+  w.line("scf.if " + go + " {");
+  std::string offset = w.mul(w.add(head, w.mul(start, w.index(headDim))),
+                             w.index(bytes));
+  std::string size32 = w.let("arith.index_cast " + size + " : index to i32");
+  for (StringRef buffer : {k, v}) {
+    std::string base = w.let("memref.extract_aligned_pointer_as_index " +
+                             buffer + " : " + memrefOf(w.type) + " -> index");
+    std::string at = w.let("arith.index_cast " + w.add(base, offset) +
+                           " : index to i64");
+    prefetchL2(w, at, size32);
+  }
+  w.line("}");
+}
+
+} // namespace
 
 std::string decodeMmaKernel(const KernelKey &key) {
   Writer w(key.elementType);
