@@ -15,6 +15,13 @@
 // delay of --att-ns after each qkv projection models the latency-bound work
 // between qkv and o.
 //
+// For comparison in the same run: the same projections as a chain of
+// kernels, kvc's design today (kvc_gemv's shape with its first weights
+// loaded before griddepcontrol.wait, a norm kernel ahead of each normed
+// projection, a delay kernel for attention, programmatic dependent
+// launches in one CUDA graph). Both are checked against a plain GEMV of
+// the input each projection saw.
+//
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe persistent-step.cu
 //   ./probe [--steps-per-launch N] [--att-ns NS] [--slot-kb KB] [--slots S]
 #include <cuda_bf16.h>
@@ -243,6 +250,82 @@ __global__ void readAll(const uint4 *p, size_t n, unsigned *sink) {
   if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) *sink = 1;
 }
 
+// The chain-of-kernels design kvc runs today, for comparison in the same
+// run: kvc_gemv's shape (a warp per row, 8 16-byte pieces of w per lane
+// loaded before griddepcontrol.wait), each projection a programmatic
+// dependent launch, a normed input RMS-normalized by a kernel of its own
+// ahead of it (kvc's residual + RMSNorm kernel), all in one CUDA graph.
+__global__ void __launch_bounds__(128) gemvPdl(const __nv_bfloat16 *w, const float *x, float *y,
+                                               int n, int k) {
+  const int lane = threadIdx.x % 32;
+  const int row = min(blockIdx.x * 4 + threadIdx.x / 32, n - 1);
+  const __nv_bfloat16 *wr = w + (size_t)row * k;
+  uint4 first[8];
+#pragma unroll
+  for (int u = 0; u < 8; ++u)
+    first[u] = *reinterpret_cast<const uint4 *>(wr + min(lane * 8 + u * 256, k - 8));
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+  float acc = 0;
+  for (int e0 = 0; e0 < k; e0 += 2048) {
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int e = e0 + lane * 8 + u * 256;
+      if (e >= k) continue;
+      uint4 raw = e0 ? *reinterpret_cast<const uint4 *>(wr + e) : first[u];
+      const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        float2 f = __bfloat1622float2(h[j]);
+        acc = fmaf(f.x, x[e + 2 * j], acc);
+        acc = fmaf(f.y, x[e + 2 * j + 1], acc);
+      }
+    }
+  }
+  for (int o = 16; o; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0 && blockIdx.x * 4 + threadIdx.x / 32 < n) y[row] = acc;
+}
+
+// xn = x * rsqrt(mean(x^2) + eps): one block of 256 threads.
+__global__ void __launch_bounds__(256) normPdl(const float *x, float *xn, int k) {
+  __shared__ float red[8];
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+  float ss = 0;
+  for (int i = threadIdx.x; i < k; i += 256) ss += x[i] * x[i];
+  for (int o = 16; o; o /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
+  __syncthreads();
+  float total = 0;
+  for (int i = 0; i < 8; ++i) total += red[i];
+  const float inv = rsqrtf(total / k + 1e-5f);
+  for (int i = threadIdx.x; i < k; i += 256) xn[i] = x[i] * inv;
+}
+
+// Modeled attention between qkv and o in the chain of kernels.
+__global__ void delay(int ns) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t0));
+  do asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t)); while (t < t0 + ns);
+}
+
+template <typename... Args>
+void launchPdlOn(cudaStream_t stream, void (*kernel)(Args...), dim3 grid, dim3 block,
+                 Args... args) {
+  cudaLaunchConfig_t config = {};
+  config.stream = stream;
+  config.gridDim = grid;
+  config.blockDim = block;
+  cudaLaunchAttribute attribute;
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  CK(cudaLaunchKernelEx(&config, kernel, args...));
+}
+
 int main(int argc, char **argv) {
   int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -305,12 +388,8 @@ int main(int argc, char **argv) {
   const int smemBytes = slots * slotBytes;
   CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
 
-  // Correctness: one step against the reference chain.
-  unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes);
-  epoch += 1;
-  CK(cudaGetLastError());
-  CK(cudaDeviceSynchronize());
+  // Correctness: each projection against a plain GEMV of the input it saw.
+  auto check = [&](const char *what) {
   for (int p = 0; p < count; ++p)
     gemv<<<(shapes[p].n + 3) / 4, 128>>>(projs[p].w, p ? ys[p - 1] : x0, refs[p], shapes[p].n,
                                          shapes[p].k, shapes[p].norm);
@@ -328,8 +407,15 @@ int main(int argc, char **argv) {
     }
     worst = std::max(worst, d / mx);
   }
-  std::printf("check: worst relative error over %d projections %.2e (%s)\n", count, worst,
-              worst < 1e-4 ? "ok" : "FAIL");
+  std::printf("check %s: worst relative error over %d projections %.2e (%s)\n", what, count,
+              worst, worst < 1e-4 ? "ok" : "FAIL");
+  };
+  unsigned epoch = 0;
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes);
+  epoch += 1;
+  CK(cudaGetLastError());
+  CK(cudaDeviceSynchronize());
+  check("persistent");
 
   // Floors: a plain read of the weights, and a device copy.
   unsigned *sink;
@@ -366,6 +452,42 @@ int main(int argc, char **argv) {
   double readMs = reads[reads.size() / 2];
   std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s); copy %.0f GB/s -> floor %.3f ms\n",
               bytes / 1e9, readMs, bytes / (readMs * 1e-3) / 1e9, copyBw / 1e9, bytes / copyBw * 1e3);
+
+  // The chain of kernels, captured in a graph of one step.
+  cudaStream_t stream;
+  CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t g;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+  std::vector<float *> normed(count);
+  for (int p = 0; p < count; ++p) {
+    const Proj &pr = projs[p];
+    const float *x = pr.x;
+    if (pr.norm) {
+      CK(cudaMalloc(&normed[p], kMaxK * 4));
+      launchPdlOn(stream, normPdl, dim3(1), dim3(256), x, normed[p], pr.k);
+      x = normed[p];
+    }
+    launchPdlOn(stream, gemvPdl, dim3((pr.n + 3) / 4), dim3(128), pr.w, x, pr.y, pr.n, pr.k);
+    if (pr.delayAfter)
+      launchPdlOn(stream, delay, dim3(1), dim3(32), pr.delayAfter);
+  }
+  CK(cudaStreamEndCapture(stream, &g));
+  CK(cudaGraphInstantiate(&exec, g, 0));
+  CK(cudaGraphLaunch(exec, stream));
+  CK(cudaStreamSynchronize(stream));
+  check("chain of kernels");
+  for (int rep = 0; rep < 3; ++rep) {
+    CK(cudaEventRecord(a, stream));
+    for (int l = 0; l < launches; ++l)
+      CK(cudaGraphLaunch(exec, stream));
+    CK(cudaEventRecord(z, stream));
+    CK(cudaEventSynchronize(z));
+    CK(cudaEventElapsedTime(&ms, a, z));
+    double perStep = ms / launches;
+    std::printf("chain of kernels (kvc today, in a graph): attention %d ns: %.3f ms/step "
+                "(%.0f%% of the plain read)\n", attNs, perStep, 100.0 * readMs / perStep);
+  }
 
   // Timing: back-to-back launches of `stepsPerLaunch` steps each.
   for (int rep = 0; rep < 3; ++rep) {
