@@ -5,7 +5,8 @@ tinyllama.json: hidden 2048, 22 layers, 32 heads, 4 kv heads, intermediate
 5632, vocab 32000), bf16, prompt of --prompt tokens, --new new tokens, greedy,
 at each batch size:
   kvc          kvc-run on the artifact kvc-compile built (decode steps
-               replayed from a CUDA graph, tokens chosen on the device)
+               replayed from a CUDA graph, tokens chosen on the device;
+               prefill timed after an untimed one, --warmup)
   torch graph  Hugging Face's model with a StaticCache, one decode step
                (forward + argmax) captured in a CUDA graph and replayed
   HF generate  model.generate (batch 1 only: it is slow)
@@ -50,7 +51,7 @@ def run_kvc(args, weights, prompts, steps):
         for p in prompts:
             f.write(" ".join(map(str, p)) + "\n")
     cmd = [args.kvc_run, args.artifact, "--weights", weights, "--prompts", f.name,
-           "--max-new-tokens", str(steps), "--quiet"]
+           "--max-new-tokens", str(steps), "--warmup", "--quiet"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         sys.exit("kvc-run failed:\n" + out.stdout + out.stderr)
@@ -153,7 +154,7 @@ def main():
           % (torch.cuda.get_device_name(), bandwidth / 1e12, 2 * params / 1e9, floor))
     g = torch.Generator().manual_seed(1)
     print("| B | kvc ms/step | torch graph ms/step | HF generate ms/step | torch/kvc | "
-          "floor/kvc | kvc prefill ms | tokens as torch |")
+          "floor/kvc | kvc prefill ms (warm) | tokens as torch |")
     print("|---|---|---|---|---|---|---|---|")
     for batch in args.batches:
         prompts = torch.randint(0, config.vocab_size, (batch, args.prompt), generator=g).tolist()

@@ -60,6 +60,10 @@ directory it wrote). PATH is a .safetensors file or a directory of them.
   --top-p P             ... among the fewest whose probability reaches P
   --seed S              sampling seed (default 0)
   --no-graph            run every decode step eagerly (GPU)
+  --warmup              run prefill once, untimed, before the timed one:
+                        the prefill time is then the steady state, without
+                        the one-time setup (kernel loading, cuBLASLt plans,
+                        allocations)
   --logits FILE         write each step's logits, f32 [steps, batch, vocab]
   --quiet               no per-step token lines
   --device N            GPU ordinal (default 0)
@@ -86,7 +90,7 @@ struct Options {
   int64_t maxNew = 32, maxContext = 0, batch = 0, topK = 0, device = 0;
   double temperature = 0, topP = 1;
   uint64_t seed = 0;
-  bool graph = true, quiet = false;
+  bool graph = true, quiet = false, warmup = false;
 };
 
 std::vector<int32_t> parseIds(const std::string &text, const std::string &what) {
@@ -166,6 +170,8 @@ Options parseOptions(int argc, char **argv) {
       o.seed = static_cast<uint64_t>(integer(i, "--seed", 0));
     else if (a == "--no-graph")
       o.graph = false;
+    else if (a == "--warmup")
+      o.warmup = true;
     else if (a == "--logits")
       o.logitsPath = number(i, "--logits");
     else if (a == "--quiet")
@@ -528,6 +534,13 @@ int main(int argc, char **argv) {
         std::to_string(integer("prefill_words")) + " words, kvc-run passes " +
         std::to_string(args.size()) + " (artifact and kvc-run disagree)");
   std::vector<Word> results(logitsWords + cacheWords);
+  if (o.warmup) {
+    call(prefill, args, results);
+    backend->finish("prefill (warm-up)");
+    backend->release(results[0]);
+    backend->freeCaches(results.data() + logitsWords,
+                        target == "cuda" ? cacheWords : 0);
+  }
   auto start = std::chrono::steady_clock::now();
   call(prefill, args, results);
   backend->finish("prefill");
