@@ -24,8 +24,7 @@
 //
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe persistent-step.cu
 //   ./probe [--steps-per-launch N] [--att-ns NS] [--slot-kb KB] [--slots S]
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
+#include "probe-common.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -34,15 +33,6 @@
 #include <cstring>
 #include <vector>
 
-#define CK(x)                                                                  \
-  do {                                                                         \
-    cudaError_t e = (x);                                                       \
-    if (e != cudaSuccess) {                                                    \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x,           \
-                   cudaGetErrorString(e));                                     \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 constexpr int kConsumerWarps = 8;
 constexpr int kThreads = (kConsumerWarps + 1) * 32;
@@ -58,36 +48,6 @@ struct Proj {
   int norm;       // RMSNorm the input first
 };
 
-__device__ __forceinline__ unsigned smem(const void *p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbarInit(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbarWait(unsigned bar, unsigned parity) {
-  asm volatile("{ .reg .pred p; W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1; @!p bra W; }"
-               ::"r"(bar), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void mbarArrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbarExpect(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void bulkCopy(unsigned dst, const void *src, unsigned bytes, unsigned bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
-__device__ __forceinline__ unsigned ldAcquire(const unsigned *p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ unsigned long long now() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
 __device__ __forceinline__ void consumersSync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
 }
@@ -101,14 +61,7 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
   __shared__ float red[kConsumerWarps];
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < slots; ++s) {
-      mbarInit(smem(&full[s]), 1);
-      mbarInit(smem(&empty[s]), kConsumerWarps);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
+  initRing(full, empty, slots, kConsumerWarps);
   if (warp == kConsumerWarps) {
     if (lane)
       return;
@@ -231,24 +184,6 @@ __global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, in
   if (lane == 0) y[row] = acc;
 }
 
-__global__ void fill(__nv_bfloat16 *w, size_t n, float scale, unsigned seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-       i += (size_t)gridDim.x * blockDim.x) {
-    unsigned h = (unsigned)i * 2654435761u ^ seed;
-    h ^= h >> 13; h *= 0x5bd1e995u; h ^= h >> 15;
-    w[i] = __float2bfloat16(((h & 0xffff) / 32768.0f - 1.0f) * scale);
-  }
-}
-
-__global__ void readAll(const uint4 *p, size_t n, unsigned *sink) {
-  uint4 acc = {0, 0, 0, 0};
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-       i += (size_t)gridDim.x * blockDim.x) {
-    uint4 v = __ldcs(p + i);
-    acc.x ^= v.x; acc.y ^= v.y; acc.z ^= v.z; acc.w ^= v.w;
-  }
-  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) *sink = 1;
-}
 
 // The chain-of-kernels design kvc runs today, for comparison in the same
 // run: kvc_gemv's shape (a warp per row, 8 16-byte pieces of w per lane
@@ -344,24 +279,10 @@ int main(int argc, char **argv) {
   }
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  // TinyLlama: 22 layers of qkv 2560x2048, o 2048x2048, gate/up 11264x2048,
-  // down 2048x5632; lm_head 32000x2048.
-  struct Shape { int n, k, delay, norm; };
-  std::vector<Shape> shapes;
-  for (int l = 0; l < 22; ++l) {
-    shapes.push_back({2560, 2048, attNs, 1});
-    shapes.push_back({2048, 2048, 0, 0});
-    shapes.push_back({11264, 2048, 0, 1});
-    shapes.push_back({2048, 5632, 0, 0});
-  }
-  shapes.push_back({32000, 2048, 0, 1});
+  const std::vector<Shape> shapes = tinyLlamaStep(attNs);
   const int count = shapes.size();
-  size_t bytes = 0;
-  for (auto &s : shapes) bytes += (size_t)s.n * s.k * 2;
-  // Weights: one allocation, each projection 16-byte aligned (k*2 is).
-  __nv_bfloat16 *wAll;
-  CK(cudaMalloc(&wAll, bytes));
-  fill<<<1024, 256>>>(wAll, bytes / 2, 1.7f / sqrtf(2048.0f), 7);
+  size_t bytes;
+  __nv_bfloat16 *wAll = randomWeights(shapes, bytes);
   // Activations: a vector per projection output, plus the step input.
   std::vector<float *> ys(count), refs(count);
   float *x0;
@@ -418,22 +339,10 @@ int main(int argc, char **argv) {
   check("persistent");
 
   // Floors: a plain read of the weights, and a device copy.
-  unsigned *sink;
-  CK(cudaMalloc(&sink, 4));
   cudaEvent_t a, z;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&z));
   float ms;
-  std::vector<float> reads;
-  for (int i = 0; i < 10; ++i) {
-    CK(cudaEventRecord(a));
-    readAll<<<sms * 8, 512>>>(reinterpret_cast<const uint4 *>(wAll), bytes / 16, sink);
-    CK(cudaEventRecord(z));
-    CK(cudaEventSynchronize(z));
-    CK(cudaEventElapsedTime(&ms, a, z));
-    reads.push_back(ms);
-  }
-  std::sort(reads.begin(), reads.end());
   void *c0, *c1;
   size_t cb = 1ull << 30;
   CK(cudaMalloc(&c0, cb));
@@ -449,7 +358,7 @@ int main(int argc, char **argv) {
   }
   std::sort(copies.begin(), copies.end());
   double copyBw = 2.0 * cb / (copies[copies.size() / 2] * 1e-3);
-  double readMs = reads[reads.size() / 2];
+  const double readMs = plainReadMs(wAll, bytes, sms);
   std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s); copy %.0f GB/s -> floor %.3f ms\n",
               bytes / 1e9, readMs, bytes / (readMs * 1e-3) / 1e9, copyBw / 1e9, bytes / copyBw * 1e3);
 

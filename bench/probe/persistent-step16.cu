@@ -20,8 +20,7 @@
 //
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe16 persistent-step16.cu
 //   ./probe16 [--att-ns NS] [--steps-per-launch N]
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
+#include "probe-common.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -30,15 +29,6 @@
 #include <cstring>
 #include <vector>
 
-#define CK(x)                                                                  \
-  do {                                                                         \
-    cudaError_t e = (x);                                                       \
-    if (e != cudaSuccess) {                                                    \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x,           \
-                   cudaGetErrorString(e));                                     \
-      std::exit(1);                                                            \
-    }                                                                          \
-  } while (0)
 
 constexpr int kBatch = 16;
 constexpr int kConsumerWarps = 8;
@@ -76,38 +66,8 @@ __host__ __device__ inline Cut cutOf(const Proj &p, int b, int G) {
   return c;
 }
 
-__device__ __forceinline__ unsigned smem(const void *p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbarInit(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbarWait(unsigned bar, unsigned parity) {
-  asm volatile("{ .reg .pred p; W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1; @!p bra W; }"
-               ::"r"(bar), "r"(parity) : "memory");
-}
-__device__ __forceinline__ void mbarArrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbarExpect(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void bulkCopy(unsigned dst, const void *src, unsigned bytes, unsigned bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
-__device__ __forceinline__ unsigned ldAcquire(const unsigned *p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
 __device__ __forceinline__ void consumersSync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-}
-__device__ __forceinline__ unsigned long long now() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
 }
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -118,14 +78,7 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0, int step
   __shared__ float inv[kBatch];
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kSlots; ++s) {
-      mbarInit(smem(&full[s]), 1);
-      mbarInit(smem(&empty[s]), kConsumerWarps);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
+  initRing(full, empty, kSlots, kConsumerWarps);
   if (warp == kConsumerWarps) {
     if (lane)
       return;
@@ -275,24 +228,6 @@ __global__ void gemv16(const Proj pr) {
   }
 }
 
-__global__ void fill(__nv_bfloat16 *w, size_t n, float scale, unsigned seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-       i += (size_t)gridDim.x * blockDim.x) {
-    unsigned h = (unsigned)i * 2654435761u ^ seed;
-    h ^= h >> 13; h *= 0x5bd1e995u; h ^= h >> 15;
-    w[i] = __float2bfloat16(((h & 0xffff) / 32768.0f - 1.0f) * scale);
-  }
-}
-
-__global__ void readAll(const uint4 *p, size_t n, unsigned *sink) {
-  uint4 acc = {0, 0, 0, 0};
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-       i += (size_t)gridDim.x * blockDim.x) {
-    uint4 v = __ldcs(p + i);
-    acc.x ^= v.x; acc.y ^= v.y; acc.z ^= v.z; acc.w ^= v.w;
-  }
-  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) *sink = 1;
-}
 
 int main(int argc, char **argv) {
   int stepsPerLaunch = 1, attNs = 4000, launches = 20;
@@ -303,21 +238,10 @@ int main(int argc, char **argv) {
   }
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  struct Shape { int n, k, delay, norm; };
-  std::vector<Shape> shapes;
-  for (int l = 0; l < 22; ++l) {
-    shapes.push_back({2560, 2048, attNs, 1});
-    shapes.push_back({2048, 2048, 0, 0});
-    shapes.push_back({11264, 2048, 0, 1});
-    shapes.push_back({2048, 5632, 0, 0});
-  }
-  shapes.push_back({32000, 2048, 0, 1});
+  const std::vector<Shape> shapes = tinyLlamaStep(attNs);
   const int count = shapes.size();
-  size_t bytes = 0;
-  for (auto &s : shapes) bytes += (size_t)s.n * s.k * 2;
-  __nv_bfloat16 *wAll;
-  CK(cudaMalloc(&wAll, bytes));
-  fill<<<1024, 256>>>(wAll, bytes / 2, 1.7f / sqrtf(2048.0f), 7);
+  size_t bytes;
+  __nv_bfloat16 *wAll = randomWeights(shapes, bytes);
   const int stride0 = 5632;
   float *x0;
   CK(cudaMalloc(&x0, (size_t)kBatch * stride0 * 4));
@@ -381,23 +305,11 @@ int main(int argc, char **argv) {
   std::printf("check: worst relative error over %d projections x %d rows %.2e (%s)\n", count,
               kBatch, worst, worst < 2e-3 ? "ok" : "FAIL");
 
-  unsigned *sink;
-  CK(cudaMalloc(&sink, 4));
   cudaEvent_t a, z;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&z));
   float ms;
-  std::vector<float> reads;
-  for (int i = 0; i < 10; ++i) {
-    CK(cudaEventRecord(a));
-    readAll<<<sms * 8, 512>>>(reinterpret_cast<const uint4 *>(wAll), bytes / 16, sink);
-    CK(cudaEventRecord(z));
-    CK(cudaEventSynchronize(z));
-    CK(cudaEventElapsedTime(&ms, a, z));
-    reads.push_back(ms);
-  }
-  std::sort(reads.begin(), reads.end());
-  const double readMs = reads[reads.size() / 2];
+  const double readMs = plainReadMs(wAll, bytes, sms);
   std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s)\n", bytes / 1e9, readMs,
               bytes / (readMs * 1e-3) / 1e9);
   for (int rep = 0; rep < 3; ++rep) {
