@@ -3,7 +3,8 @@
 # 1, 17, 255, 4096, 32768 (ragged: each sequence a random length up to it);
 # 32 query heads on 32, 8, 4 and 1 kv heads; head dim 64 and 128; bf16 and
 # f16; outputs heads first and, as compiled models take them, heads last.
-# Outputs are poisoned with NaN before every run.
+# Outputs are poisoned with NaN before every run, and so are the cache rows
+# past each sequence's end.
 #
 # REQUIRES: cuda
 # RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels
@@ -56,6 +57,11 @@ def run_case(rt, gen, batch, length, q_heads, kv_heads, d, dtype_name, rows=1,
     before[0] = capacity - rows
     lengths = before.to(torch.int32).clone()
     positions = before.to(torch.int32).clone()
+    # Rows past each sequence's end hold NaN (a cache's memory is never
+    # cleared): no kernel may let them reach an output.
+    for b in range(batch):
+        keys[b, :, int(before[b]) + rows:] = float("nan")
+        values[b, :, int(before[b]) + rows:] = float("nan")
     new_k = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
     new_v = torch.randn(batch, kv_heads, rows, d, dtype=dtype, device=dev, generator=gen)
     query = torch.randn(batch, q_heads, rows, d, dtype=dtype, device=dev, generator=gen)
