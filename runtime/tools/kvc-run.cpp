@@ -216,6 +216,8 @@ public:
   virtual void beginCapture() {}
   virtual void *endCapture() { return nullptr; }
   virtual void replay(void *) {}
+  /// Frees the caches a model returned (`count` words); the CPU's live
+  /// until exit.
   virtual void freeCaches(const Word *, int64_t) {}
 };
 
@@ -538,8 +540,7 @@ int main(int argc, char **argv) {
     call(prefill, args, results);
     backend->finish("prefill (warm-up)");
     backend->release(results[0]);
-    backend->freeCaches(results.data() + logitsWords,
-                        target == "cuda" ? cacheWords : 0);
+    backend->freeCaches(results.data() + logitsWords, cacheWords);
   }
   auto start = std::chrono::steady_clock::now();
   call(prefill, args, results);
@@ -676,6 +677,6 @@ int main(int argc, char **argv) {
   }
   if (graph)
     backend->release(out[0]);
-  backend->freeCaches(caches.data(), target == "cuda" ? cacheWords : 0);
+  backend->freeCaches(caches.data(), cacheWords);
   return 0;
 }

@@ -40,14 +40,15 @@ constexpr int64_t kSplitPrefetchBytes = 16384;
 
 /// A decode split's head start, written before `griddepcontrol.wait`: thread
 /// `tid` 0 prefetches into L2 the first rows of the split's keys and values
-/// (rows [`start`, `start` + `%split_len`) of the head whose row 0 is element
-/// `head` of %k and %v, at most kSplitPrefetchBytes of each, none past
-/// `%capacity`), so that DRAM streams them while the kernels ahead finish.
+/// (rows [`start`, `start` + %split_len) of the head whose row 0 is element
+/// `head` of the kernel's %k and %v, at most kSplitPrefetchBytes of each,
+/// none past %capacity), so that DRAM streams them while the kernels ahead
+/// finish.
 /// Safe whatever those kernels write: L2 is where global memory is
 /// coherent, and a prefetch fills no L1 line, so the loads after the wait
 /// still see their writes.
-void prefetchSplit(Writer &w, StringRef k, StringRef v, StringRef tid,
-                   StringRef head, StringRef start, int64_t headDim) {
+void prefetchSplit(Writer &w, StringRef tid, StringRef head, StringRef start,
+                   int64_t headDim) {
   const int64_t bytes = 2, rowBytes = headDim * bytes; // f16 and bf16
   std::string left = w.let("arith.subi %capacity, " + start + " : index");
   std::string rows =
@@ -59,7 +60,7 @@ void prefetchSplit(Writer &w, StringRef k, StringRef v, StringRef tid,
   std::string offset = w.mul(w.add(head, w.mul(start, w.index(headDim))),
                              w.index(bytes));
   std::string size32 = w.let("arith.index_cast " + size + " : index to i32");
-  for (StringRef buffer : {k, v}) {
+  for (StringRef buffer : {"%k", "%v"}) {
     std::string base = w.let("memref.extract_aligned_pointer_as_index " +
                              buffer + " : " + memrefOf(w.type) + " -> index");
     std::string at = w.let("arith.index_cast " + w.add(base, offset) +
@@ -123,7 +124,7 @@ std::string decodeMmaKernel(const KernelKey &key) {
   std::string start = w.mul(split, "%split_len");
   std::string kvBase = w.mul(
       w.mul(w.add(w.mul(b, kvHeads), hk), "%capacity"), w.index(d));
-  prefetchSplit(w, "%k", "%v", tid, kvBase, start, d);
+  prefetchSplit(w, tid, kvBase, start, d);
   w.line("nvvm.griddepcontrol wait");
   w.line("nvvm.griddepcontrol launch_dependents");
   // Keys row r sees: [start, min(start + split_len, pos + t + 1, length)).
