@@ -10,6 +10,9 @@ kvc-compile built from the same config, at batch 1 and at a ragged batch of
   logits  kvc's logits at every step against HF's forward pass over the
           prompt and kvc's own tokens (so a late token flip in bf16 does not
           spoil the comparison), as max |diff| / max |HF logit|.
+kvc-run is run twice per case: with --logits, which reads each step's
+tokens before the next step, and without, where greedy steps run one ahead
+of reading their tokens; both must give the same tokens.
 In f32 every token must match and the logits agree within 1e-3. In bf16 the
 tolerance is HF's own rounding: kvc's error must be at most twice the error
 of HF's bf16 logits against HF's f32 logits on the same tokens.
@@ -30,9 +33,14 @@ from transformers import LlamaForCausalLM
 from hf_model import random_llama
 
 
-def run_kvc(args, weights, prompts, logits_path):
+def run_kvc(args, weights, prompts, logits_path=None):
+    """kvc-run's tokens per sequence. With logits_path it also writes every
+    step's logits there, and reads each step's tokens before the next step;
+    without, greedy steps run one ahead of reading their tokens."""
     cmd = [args.kvc_run, args.artifact, "--weights", weights, "--max-new-tokens",
-           str(args.steps), "--logits", logits_path, "--quiet"]
+           str(args.steps), "--quiet"]
+    if logits_path:
+        cmd += ["--logits", logits_path]
     if args.runtime:
         cmd += ["--runtime", args.runtime]
     for p in prompts:
@@ -78,6 +86,10 @@ def main():
         logits_path = os.path.join(work, "logits.bin")
         tokens = run_kvc(args, os.path.join(work, "model"), prompts, logits_path)
         kvc = np.fromfile(logits_path, dtype=np.float32).reshape(args.steps, len(prompts), vocab)
+        # The same greedy run with steps queued ahead of their tokens' reads.
+        if run_kvc(args, os.path.join(work, "model"), prompts) != tokens:
+            print("  %s: tokens of the pipelined run differ from the stepwise run" % name)
+            ok = False
         mismatched, err, hf_err = 0, 0.0, 0.0
         for b, prompt in enumerate(prompts):
             ids = torch.tensor([prompt], device=device)

@@ -235,6 +235,15 @@ int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
   return result(device, device->device->copyToHost(dst, src, bytes));
 }
 
+int kvc_rt_stage_to_host(kvc_rt_device *device, int slot, uint64_t src,
+                         int64_t bytes) {
+  return result(device, device->device->stage(slot, src, bytes));
+}
+
+int kvc_rt_staged(kvc_rt_device *device, int slot, const void **data) {
+  return result(device, device->device->staged(slot, data));
+}
+
 int kvc_rt_begin_capture(kvc_rt_device *device) {
   return result(device, device->device->beginCapture());
 }

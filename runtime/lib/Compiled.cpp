@@ -109,6 +109,44 @@ bool Device::copyToHost(void *dst, DevicePtr src, int64_t bytes) {
   return true;
 }
 
+bool Device::stage(int slot, DevicePtr src, int64_t bytes) {
+  if (slot < 0 || slot >= kStagingSlots || bytes < 0)
+    return fail("stage: slot " + std::to_string(slot) + " of " +
+                std::to_string(kStagingSlots) + ", " + std::to_string(bytes) +
+                " bytes");
+  Staging &s = staging_[slot];
+  if (!s.done) {
+    CUevent event;
+    KVC_CHECK(cuEventCreate(&event, CU_EVENT_DISABLE_TIMING));
+    s.done = event;
+  }
+  if (bytes > s.capacity) {
+    // The slot's last copy may still be writing the old memory.
+    KVC_CHECK(cuEventSynchronize(static_cast<CUevent>(s.done)));
+    if (s.host)
+      KVC_CHECK(cuMemFreeHost(s.host));
+    s.host = nullptr;
+    s.capacity = 0;
+    KVC_CHECK(cuMemAllocHost(&s.host, bytes));
+    s.capacity = bytes;
+  }
+  CUstream stream = static_cast<CUstream>(stream_);
+  if (bytes)
+    KVC_CHECK(cuMemcpyDtoHAsync(s.host, src, bytes, stream));
+  KVC_CHECK(cuEventRecord(static_cast<CUevent>(s.done), stream));
+  s.bytes = bytes;
+  return true;
+}
+
+bool Device::staged(int slot, const void **data) {
+  if (slot < 0 || slot >= kStagingSlots || !staging_[slot].done)
+    return fail("staged: slot " + std::to_string(slot) +
+                " was never staged");
+  KVC_CHECK(cuEventSynchronize(static_cast<CUevent>(staging_[slot].done)));
+  *data = staging_[slot].host;
+  return true;
+}
+
 bool Device::launchCompiled(void *function, const int64_t grid[3],
                             const int64_t block[3], int32_t sharedBytes,
                             void **params) {

@@ -133,6 +133,12 @@ Device::~Device() {
     cuMemFree(workspace_);
   if (tensorMaps_)
     cuMemFree(tensorMaps_);
+  for (Staging &slot : staging_) {
+    if (slot.done)
+      cuEventDestroy(static_cast<CUevent>(slot.done));
+    if (slot.host)
+      cuMemFreeHost(slot.host);
+  }
   if (status_)
     cuMemFree(status_);
   if (module_)

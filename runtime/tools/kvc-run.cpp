@@ -4,7 +4,8 @@
 // library, and for CUDA the kernel library), checks a safetensors checkpoint
 // against the manifest, runs prefill on a batch of prompts and then decodes
 // token by token, greedy or sampled. On the GPU every decode step after the
-// first is replayed from a CUDA graph.
+// first is replayed from a CUDA graph, greedy ones queued a step ahead of
+// reading their tokens.
 //
 // The GPU runtime (libkvc_rt.so) is loaded only for CUDA artifacts, so that
 // kvc-run runs CPU artifacts on machines without a GPU driver.
@@ -212,6 +213,13 @@ public:
                       Word out) {
     return false;
   }
+  /// Reading a step's tokens while the next one runs: stage() starts
+  /// copying `bytes` at `src` into slot `slot` (0 or 1) after the work so
+  /// far and returns; staged() waits for that copy. Where canStage() is
+  /// false, results are read with read() after each step.
+  virtual bool canStage() const { return false; }
+  virtual void stage(int slot, Word src, int64_t bytes) {}
+  virtual const void *staged(int slot) { return nullptr; }
   virtual bool canCapture() const { return false; }
   virtual void beginCapture() {}
   virtual void *endCapture() { return nullptr; }
@@ -247,7 +255,8 @@ struct Runtime {
   X(kvc_rt_alloc) X(kvc_rt_free) X(kvc_rt_copy_to_device)                      \
   X(kvc_rt_copy_to_host) X(kvc_rt_synchronize) X(kvc_rt_begin_capture)        \
   X(kvc_rt_end_capture) X(kvc_rt_replay) X(kvc_rt_graph_destroy)              \
-  X(kvc_rt_op_cache_free) X(kvc_rt_argmax)
+  X(kvc_rt_op_cache_free) X(kvc_rt_argmax) X(kvc_rt_stage_to_host)           \
+  X(kvc_rt_staged)
 #define KVC_RT_MEMBER(name) decltype(&::name) name = nullptr;
   KVC_RT_FUNCTIONS(KVC_RT_MEMBER)
 #undef KVC_RT_MEMBER
@@ -308,6 +317,17 @@ public:
                          bf16 ? KVC_RT_BF16 : KVC_RT_F32, out))
       die(rt.kvc_rt_error(device_));
     return true;
+  }
+  bool canStage() const override { return true; }
+  void stage(int slot, Word src, int64_t bytes) override {
+    if (rt.kvc_rt_stage_to_host(device_, slot, src, bytes))
+      die(rt.kvc_rt_error(device_));
+  }
+  const void *staged(int slot) override {
+    const void *data = nullptr;
+    if (rt.kvc_rt_staged(device_, slot, &data))
+      die(std::string("decode: ") + rt.kvc_rt_error(device_));
+    return data;
   }
   bool canCapture() const override { return true; }
   void beginCapture() override {
@@ -566,6 +586,16 @@ int main(int argc, char **argv) {
     return o.temperature <= 0 &&
            backend->argmax(logitsPtr, batch, vocab, bf16, chosenBuf);
   };
+  // A step's tokens: kept and printed.
+  auto emit = [&](const int32_t *tokens) {
+    std::string line = "step " + std::to_string(generated[0].size()) + ":";
+    for (int64_t b = 0; b < batch; ++b) {
+      generated[b].push_back(tokens[b]);
+      line += " " + std::to_string(tokens[b]);
+    }
+    if (!o.quiet)
+      std::printf("%s\n", line.c_str()), std::fflush(stdout);
+  };
   auto next = [&](Word logitsPtr, bool picked) {
     if (logitsFile || !picked) {
       backend->read(raw.data(), logitsPtr, raw.size());
@@ -583,14 +613,10 @@ int main(int argc, char **argv) {
     }
     if (picked)
       backend->read(chosen.data(), chosenBuf, batch * 4);
-    std::string line = "step " + std::to_string(generated[0].size()) + ":";
-    for (int64_t b = 0; b < batch; ++b) {
-      generated[b].push_back(picked ? chosen[b]
-                                    : sample(&logits[b * vocab], vocab, o, rng));
-      line += " " + std::to_string(generated[b].back());
-    }
-    if (!o.quiet)
-      std::printf("%s\n", line.c_str()), std::fflush(stdout);
+    else
+      for (int64_t b = 0; b < batch; ++b)
+        chosen[b] = sample(&logits[b * vocab], vocab, o, rng);
+    emit(chosen.data());
   };
   bool picked = pick(results[1]);
   backend->finish("prefill");
@@ -616,16 +642,32 @@ int main(int argc, char **argv) {
   std::vector<Word> out(logitsWords);
   void *graph = nullptr;
   bool useGraph = o.graph && backend->canCapture();
-  double decodeMs = 0;
-  int64_t timedSteps = 0;
+  // Greedy steps replayed from the graph run one ahead of the host: step i
+  // is queued with a copy of its tokens into a staging slot before step
+  // i - 1's tokens are read, so the device does not wait on the host
+  // between steps.
+  bool pipelined = useGraph && picked && !logitsFile && backend->canStage();
+  int64_t staged = 0; // the step whose tokens wait in a slot, 0 if none
+  auto drain = [&] {
+    if (staged)
+      emit(static_cast<const int32_t *>(backend->staged(staged % 2)));
+    staged = 0;
+  };
+  // Timed: the steady state, from the step after the captured one.
+  const int64_t firstTimed = useGraph ? 3 : 1;
+  auto timedFrom = std::chrono::steady_clock::now();
   for (int64_t i = 1; i < o.maxNew; ++i) {
-    for (int64_t b = 0; b < batch; ++b) {
-      step[b] = generated[b].back();
-      positions[b] = lengths[b] + static_cast<int32_t>(i) - 1;
+    if (i == firstTimed) {
+      drain();
+      timedFrom = std::chrono::steady_clock::now();
     }
-    auto begin = std::chrono::steady_clock::now();
-    if (!picked)
+    for (int64_t b = 0; b < batch; ++b)
+      positions[b] = lengths[b] + static_cast<int32_t>(i) - 1;
+    if (!picked) {
+      for (int64_t b = 0; b < batch; ++b)
+        step[b] = generated[b].back();
       backend->write(stepBuf, step.data(), batch * 4);
+    }
     backend->write(positionsBuf, positions.data(), batch * 4);
     if (graph) {
       backend->replay(graph);
@@ -640,15 +682,21 @@ int main(int argc, char **argv) {
       call(decode, args, out);
       pick(out[1]);
     }
-    backend->finish("decode");
-    next(out[1], picked);
+    if (pipelined && graph) {
+      backend->stage(i % 2, chosenBuf, batch * 4);
+      drain();
+      staged = i;
+    } else {
+      backend->finish("decode");
+      next(out[1], picked);
+    }
     if (!graph)
       backend->release(out[0]);
-    if (i >= 2 || !useGraph) {
-      decodeMs += msSince(begin);
-      ++timedSteps;
-    }
   }
+  drain();
+  backend->finish("decode");
+  double decodeMs = msSince(timedFrom);
+  int64_t timedSteps = std::max<int64_t>(0, o.maxNew - firstTimed);
   if (logitsFile)
     std::fclose(logitsFile);
 

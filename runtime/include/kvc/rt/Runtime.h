@@ -130,6 +130,14 @@ public:
   /// Copies on the stream; copyToHost waits for it.
   bool copy(DevicePtr dst, const void *src, int64_t bytes);
   bool copyToHost(void *dst, DevicePtr src, int64_t bytes);
+  /// Copies `bytes` at `src` into host staging slot `slot` (0 to
+  /// kStagingSlots - 1, page-locked memory the device keeps) once the work
+  /// given to the stream so far is done, without waiting for it; staged()
+  /// waits for that copy and gives its bytes, valid until the slot is
+  /// staged again. So a step's results are read while the next step runs.
+  bool stage(int slot, DevicePtr src, int64_t bytes);
+  bool staged(int slot, const void **data);
+  static constexpr int kStagingSlots = 4;
   /// Launches `function` of such a module on the device's stream.
   bool launchCompiled(void *function, const int64_t grid[3],
                       const int64_t block[3], int32_t sharedBytes,
@@ -186,6 +194,11 @@ private:
   int64_t workspaceBytes_ = 0;
   /// The prefill kernel's tensor maps (3 x 128 bytes).
   DevicePtr tensorMaps_ = 0;
+  struct Staging {
+    void *host = nullptr, *done = nullptr; // page-locked memory, CUevent
+    int64_t bytes = 0, capacity = 0;
+  };
+  Staging staging_[kStagingSlots];
   std::map<std::string, void *> functions_;
   /// Resident blocks per SM by "kernel/threads".
   std::map<std::string, int64_t> residents_;

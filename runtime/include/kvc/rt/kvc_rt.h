@@ -105,6 +105,15 @@ int kvc_rt_copy_to_device(kvc_rt_device *device, uint64_t dst,
 /* Waits for the stream, then copies. */
 int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
                         int64_t bytes);
+/* Starts copying `bytes` at `src` into host staging slot `slot` (0 to 3,
+ * page-locked memory the device keeps) once the work given to the stream so
+ * far is done, and returns without waiting (not while capturing).
+ * kvc_rt_staged waits for that copy and sets `data` to its bytes, valid
+ * until the slot is staged again: a step's results are read while the next
+ * step runs. */
+int kvc_rt_stage_to_host(kvc_rt_device *device, int slot, uint64_t src,
+                         int64_t bytes);
+int kvc_rt_staged(kvc_rt_device *device, int slot, const void **data);
 /* Records what the stream is given between begin and end (the calls of a
  * compiled step) as a CUDA graph; replay launches it again. */
 int kvc_rt_begin_capture(kvc_rt_device *device);
