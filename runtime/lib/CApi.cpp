@@ -230,6 +230,11 @@ int kvc_rt_copy_to_device(kvc_rt_device *device, uint64_t dst,
   return result(device, device->device->copy(dst, src, bytes));
 }
 
+int kvc_rt_copy_on_device(kvc_rt_device *device, uint64_t dst, uint64_t src,
+                          int64_t bytes) {
+  return result(device, device->device->copyOnDevice(dst, src, bytes));
+}
+
 int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
                         int64_t bytes) {
   return result(device, device->device->copyToHost(dst, src, bytes));

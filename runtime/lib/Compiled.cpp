@@ -103,6 +103,11 @@ bool Device::copy(DevicePtr dst, const void *src, int64_t bytes) {
   return true;
 }
 
+bool Device::copyOnDevice(DevicePtr dst, DevicePtr src, int64_t bytes) {
+  KVC_CHECK(cuMemcpyDtoDAsync(dst, src, bytes, static_cast<CUstream>(stream_)));
+  return true;
+}
+
 bool Device::copyToHost(void *dst, DevicePtr src, int64_t bytes) {
   KVC_CHECK(cuStreamSynchronize(static_cast<CUstream>(stream_)));
   KVC_CHECK(cuMemcpyDtoH(dst, src, bytes));

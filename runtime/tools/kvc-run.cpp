@@ -202,6 +202,8 @@ public:
   /// alias `data`.
   virtual Word upload(const void *data, int64_t bytes, bool persistent) = 0;
   virtual void write(Word dst, const void *src, int64_t bytes) = 0;
+  /// Copies between two buffers of this backend, in order with its work.
+  virtual void copy(Word dst, Word src, int64_t bytes) = 0;
   virtual void read(void *dst, Word src, int64_t bytes) = 0;
   /// A buffer the model returned or upload made.
   virtual void release(Word ptr) = 0;
@@ -244,6 +246,10 @@ public:
   void read(void *dst, Word src, int64_t bytes) override {
     std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   }
+  void copy(Word dst, Word src, int64_t bytes) override {
+    std::memcpy(reinterpret_cast<void *>(dst),
+                reinterpret_cast<const void *>(src), bytes);
+  }
   void release(Word ptr) override { std::free(reinterpret_cast<void *>(ptr)); }
   void finish(const char *) override {}
 };
@@ -256,7 +262,7 @@ struct Runtime {
   X(kvc_rt_copy_to_host) X(kvc_rt_synchronize) X(kvc_rt_begin_capture)        \
   X(kvc_rt_end_capture) X(kvc_rt_replay) X(kvc_rt_graph_destroy)              \
   X(kvc_rt_op_cache_free) X(kvc_rt_argmax) X(kvc_rt_stage_to_host)           \
-  X(kvc_rt_staged)
+  X(kvc_rt_staged) X(kvc_rt_copy_on_device)
 #define KVC_RT_MEMBER(name) decltype(&::name) name = nullptr;
   KVC_RT_FUNCTIONS(KVC_RT_MEMBER)
 #undef KVC_RT_MEMBER
@@ -303,6 +309,10 @@ public:
   }
   void read(void *dst, Word src, int64_t bytes) override {
     if (rt.kvc_rt_copy_to_host(device_, dst, src, bytes))
+      die(rt.kvc_rt_error(device_));
+  }
+  void copy(Word dst, Word src, int64_t bytes) override {
+    if (rt.kvc_rt_copy_on_device(device_, dst, src, bytes))
       die(rt.kvc_rt_error(device_));
   }
   void release(Word ptr) override { rt.kvc_rt_free(device_, ptr); }
@@ -626,9 +636,16 @@ int main(int argc, char **argv) {
   // Decode: one row per sequence at its position, from fixed buffers so
   // that a captured step can be replayed. Tokens chosen on the device are
   // already where the next step reads them.
-  std::vector<int32_t> step(batch), positions(batch);
+  // Every step's positions go up at once; a step copies its own into the
+  // buffer the step reads, on the device (no host copy to wait on).
+  std::vector<int32_t> step(batch), positions(o.maxNew * batch);
+  for (int64_t i = 0; i < o.maxNew; ++i)
+    for (int64_t b = 0; b < batch; ++b)
+      positions[i * batch + b] = lengths[b] + static_cast<int32_t>(i) - 1;
   Word stepBuf = picked ? chosenBuf
                         : backend->upload(step.data(), batch * 4, false);
+  Word allPositions =
+      backend->upload(positions.data(), positions.size() * 4, false);
   Word positionsBuf = backend->upload(positions.data(), batch * 4, false);
   args.clear();
   pushMemRef(args, stepBuf, {batch, 1});
@@ -661,14 +678,12 @@ int main(int argc, char **argv) {
       drain();
       timedFrom = std::chrono::steady_clock::now();
     }
-    for (int64_t b = 0; b < batch; ++b)
-      positions[b] = lengths[b] + static_cast<int32_t>(i) - 1;
     if (!picked) {
       for (int64_t b = 0; b < batch; ++b)
         step[b] = generated[b].back();
       backend->write(stepBuf, step.data(), batch * 4);
     }
-    backend->write(positionsBuf, positions.data(), batch * 4);
+    backend->copy(positionsBuf, allPositions + i * batch * 4, batch * 4);
     if (graph) {
       backend->replay(graph);
     } else if (useGraph && i >= 2) {

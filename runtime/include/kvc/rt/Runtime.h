@@ -129,6 +129,7 @@ public:
   bool compiledFunction(void *module, const char *name, void **function);
   /// Copies on the stream; copyToHost waits for it.
   bool copy(DevicePtr dst, const void *src, int64_t bytes);
+  bool copyOnDevice(DevicePtr dst, DevicePtr src, int64_t bytes);
   bool copyToHost(void *dst, DevicePtr src, int64_t bytes);
   /// Copies `bytes` at `src` into host staging slot `slot` (0 to
   /// kStagingSlots - 1, page-locked memory the device keeps) once the work

@@ -102,6 +102,8 @@ int kvc_rt_alloc(kvc_rt_device *device, int64_t bytes, uint64_t *ptr);
 void kvc_rt_free(kvc_rt_device *device, uint64_t ptr);
 int kvc_rt_copy_to_device(kvc_rt_device *device, uint64_t dst,
                           const void *src, int64_t bytes);
+int kvc_rt_copy_on_device(kvc_rt_device *device, uint64_t dst, uint64_t src,
+                          int64_t bytes);
 /* Waits for the stream, then copies. */
 int kvc_rt_copy_to_host(kvc_rt_device *device, void *dst, uint64_t src,
                         int64_t bytes);
