@@ -34,10 +34,19 @@
 #include <vector>
 
 
-constexpr int kConsumerWarps = 8;
+#ifndef CONSUMER_WARPS
+#define CONSUMER_WARPS 8
+#endif
+constexpr int kConsumerWarps = CONSUMER_WARPS; // -DCONSUMER_WARPS=16 to try more
 constexpr int kThreads = (kConsumerWarps + 1) * 32;
 constexpr int kMaxSlots = 8;
 constexpr int kMaxK = 5632;
+constexpr int kMaxBlockRows = 256; // rows of one projection in one block
+// --stats: per block, ns spent by the producer waiting for an empty slot, by
+// thread 0 waiting for a projection's input (the grid), waiting for a full
+// slot, and in the prologue (x load, norm); then per projection of the first
+// step, the first and last block's input-ready and done times.
+constexpr int kStats = 4;
 
 struct Proj {
   const __nv_bfloat16 *w;
@@ -52,15 +61,84 @@ __device__ __forceinline__ void consumersSync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
 }
 
+// --flat: the slot's rows cut into pieces of 256 elements (a warp's 16 bytes
+// a lane), each warp a contiguous run of pieces, two in flight, reduced
+// across the warp once per row it touches and added into rowAcc (shared).
+// Needs k a multiple of 256 (TinyLlama's are).
+// 8 weights (16 bytes) times x[e, e + 8), x from f32 or (--xbf16) bf16 in
+// shared memory: two 16-byte loads a lane (each a 2-way bank conflict) or one.
+__device__ __forceinline__ float dot8(uint4 raw, const float *xs, const __nv_bfloat16 *xh, int e,
+                                      bool xbf, float acc) {
+  const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+  float xv[8];
+  if (xbf) {
+    uint4 xr = *reinterpret_cast<const uint4 *>(xh + e);
+    const __nv_bfloat162 *xp = reinterpret_cast<const __nv_bfloat162 *>(&xr);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float2 f = __bfloat1622float2(xp[j]);
+      xv[2 * j] = f.x, xv[2 * j + 1] = f.y;
+    }
+  } else {
+    const float4 xa = *reinterpret_cast<const float4 *>(xs + e),
+                 xb = *reinterpret_cast<const float4 *>(xs + e + 4);
+    xv[0] = xa.x, xv[1] = xa.y, xv[2] = xa.z, xv[3] = xa.w;
+    xv[4] = xb.x, xv[5] = xb.y, xv[6] = xb.z, xv[7] = xb.w;
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    float2 f = __bfloat1622float2(h[j]);
+    acc = fmaf(f.x, xv[2 * j], acc);
+    acc = fmaf(f.y, xv[2 * j + 1], acc);
+  }
+  return acc;
+}
+__device__ __forceinline__ float piece(const __nv_bfloat16 *w, const float *xs,
+                                       const __nv_bfloat16 *xh, int e, bool xbf) {
+  return dot8(*reinterpret_cast<const uint4 *>(w + e), xs, xh, e, xbf, 0.f);
+}
+__device__ __forceinline__ void flatSlot(const __nv_bfloat16 *w, int rows, int k, const float *xs,
+                                         const __nv_bfloat16 *xh, bool xbf, float *acc, int warp,
+                                         int lane) {
+  const int ppr = k / 256, total = rows * ppr;
+  int q = total * warp / kConsumerWarps;
+  const int q1 = total * (warp + 1) / kConsumerWarps;
+  while (q < q1) {
+    const int row = q / ppr, end = min(q1, (row + 1) * ppr);
+    const __nv_bfloat16 *wr = w + (size_t)row * k;
+    float a0 = 0, a1 = 0;
+    for (; q + 1 < end; q += 2) {
+      const int e = (q - row * ppr) * 256 + lane * 8;
+      a0 += piece(wr, xs, xh, e, xbf);
+      a1 += piece(wr, xs, xh, e + 256, xbf);
+    }
+    if (q < end) {
+      a0 += piece(wr, xs, xh, (q - row * ppr) * 256 + lane * 8, xbf);
+      ++q;
+    }
+    a0 += a1;
+#pragma unroll
+    for (int o = 16; o; o /= 2)
+      a0 += __shfl_xor_sync(0xffffffffu, a0, o);
+    if (lane == 0)
+      atomicAdd(acc + row, a0);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads, 1)
 step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
-     int steps, int slots, int slotBytes) {
+     int steps, int slots, int slotBytes, int flat, int xbf,
+     unsigned long long *stats) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kMaxK];
+  __shared__ __align__(16) __nv_bfloat16 xh[kMaxK];
   __shared__ float red[kConsumerWarps];
+  __shared__ float rowAcc[kMaxBlockRows];
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int i = threadIdx.x; i < kMaxBlockRows; i += blockDim.x)
+    rowAcc[i] = 0;
   initRing(full, empty, slots, kConsumerWarps);
   if (warp == kConsumerWarps) {
     if (lane)
@@ -74,7 +152,9 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
         for (int r = r0; r < r1; r += per) {
           const int rows = min(per, r1 - r);
+          const unsigned long long t0 = stats ? now() : 0;
           mbarWait(smem(&empty[slot]), parity);
+          if (stats) stats[b * kStats + 0] += now() - t0;
           mbarExpect(smem(&full[slot]), rows * rowBytes);
           bulkCopy(smem(shm + slot * slotBytes), pr.w + (size_t)r * pr.k, rows * rowBytes,
                    smem(&full[slot]));
@@ -90,11 +170,21 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
     for (int p = 0; p < count; ++p) {
       const Proj pr = projs[p];
       // The input: written by every block's previous projection.
+      unsigned long long tIn = 0;
       if (threadIdx.x == 0) {
         const unsigned *c = p ? &counters[p - 1] : (st ? &counters[count - 1] : nullptr);
         const unsigned want = p ? target : target - G;
+        const unsigned long long t0 = stats ? now() : 0;
         if (c && (p || st))
           while (ldAcquire(c) < want) {}
+        if (stats) {
+          tIn = now();
+          stats[b * kStats + 1] += tIn - t0;
+          if (st == 0) {
+            atomicMin(stats + G * kStats + p * 4 + 0, tIn);
+            atomicMax(stats + G * kStats + p * 4 + 1, tIn);
+          }
+        }
         if (p && projs[p - 1].delayAfter) {
           unsigned long long t = now() + projs[p - 1].delayAfter;
           while (now() < t) {}
@@ -122,29 +212,32 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
           xs[i] *= inv;
       }
+      if (xbf) {
+        consumersSync();
+        for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
+          xh[i] = __float2bfloat16(xs[i]);
+      }
       consumersSync();
+      if (stats && threadIdx.x == 0)
+        stats[b * kStats + 3] += now() - tIn;
       const int r0 = (long long)pr.n * b / G, r1 = (long long)pr.n * (b + 1) / G;
       const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
       for (int r = r0; r < r1; r += per) {
         const int rows = min(per, r1 - r);
+        const unsigned long long tw = stats && threadIdx.x == 0 ? now() : 0;
         mbarWait(smem(&full[slot]), parity);
+        if (stats && threadIdx.x == 0)
+          stats[b * kStats + 2] += now() - tw;
         const __nv_bfloat16 *w = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * slotBytes);
+        if (flat)
+          flatSlot(w, rows, pr.k, xs, xh, xbf, rowAcc + (r - r0), warp, lane);
+        else
         for (int row = warp; row < rows; row += kConsumerWarps) {
           const __nv_bfloat16 *wr = w + (size_t)row * pr.k;
           float acc = 0;
-          for (int e = lane * 8; e < pr.k; e += 256) {
-            uint4 raw = *reinterpret_cast<const uint4 *>(wr + e);
-            const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-            const float4 xa = *reinterpret_cast<const float4 *>(xs + e),
-                         xb = *reinterpret_cast<const float4 *>(xs + e + 4);
-            const float xv[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-              float2 f = __bfloat1622float2(h[j]);
-              acc = fmaf(f.x, xv[2 * j], acc);
-              acc = fmaf(f.y, xv[2 * j + 1], acc);
-            }
-          }
+#pragma unroll 4
+          for (int e = lane * 8; e < pr.k; e += 256)
+            acc = dot8(*reinterpret_cast<const uint4 *>(wr + e), xs, xh, e, xbf, acc);
 #pragma unroll
           for (int o = 16; o; o /= 2)
             acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -156,8 +249,19 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
           mbarArrive(smem(&empty[slot]));
         if (++slot == slots) slot = 0, parity ^= 1;
       }
+      if (flat) {
+        consumersSync();
+        for (int i = threadIdx.x; i < r1 - r0; i += kConsumerWarps * 32) {
+          pr.y[r0 + i] = rowAcc[i];
+          rowAcc[i] = 0;
+        }
+      }
       consumersSync();
       if (threadIdx.x == 0) {
+        if (stats && st == 0) {
+          atomicMin(stats + G * kStats + p * 4 + 2, now());
+          atomicMax(stats + G * kStats + p * 4 + 3, now());
+        }
         __threadfence();
         atomicAdd(&counters[p], 1u);
       }
@@ -166,7 +270,8 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
 }
 
 // Reference: one warp per row, plain loads.
-__global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, int k, int norm) {
+__global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, int k, int norm,
+                     int xbf) {
   int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= n) return;
   float inv = 1;
@@ -178,7 +283,8 @@ __global__ void gemv(const __nv_bfloat16 *w, const float *x, float *y, int n, in
   }
   float acc = 0;
   for (int e = lane; e < k; e += 32)
-    acc = fmaf(__bfloat162float(w[(size_t)row * k + e]), x[e] * inv, acc);
+    acc = fmaf(__bfloat162float(w[(size_t)row * k + e]),
+               xbf ? __bfloat162float(__float2bfloat16(x[e] * inv)) : x[e] * inv, acc);
   for (int o = 16; o; o /= 2)
     acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = acc;
@@ -262,13 +368,16 @@ void launchPdlOn(cudaStream_t stream, void (*kernel)(Args...), dim3 grid, dim3 b
 }
 
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20;
+  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--slot-kb")) slotKb = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--slots")) slots = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--flat")) flat = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--stats")) stats = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--xbf16")) xbf = atoi(argv[i + 1]);
   }
   const int slotBytes = slotKb * 1024;
   if (slots < 2 || slots > kMaxSlots || slotBytes < kMaxK * 2 ||
@@ -281,6 +390,12 @@ int main(int argc, char **argv) {
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   const std::vector<Shape> shapes = tinyLlamaStep(attNs);
   const int count = shapes.size();
+  for (const Shape &sh : shapes)
+    if (sh.k % 256 || sh.n / sms + 1 > kMaxBlockRows) {
+      std::fprintf(stderr, "shape %d x %d: --flat needs k %% 256 == 0 and n / SMs < %d\n", sh.n,
+                   sh.k, kMaxBlockRows);
+      return 2;
+    }
   size_t bytes;
   __nv_bfloat16 *wAll = randomWeights(shapes, bytes);
   // Activations: a vector per projection output, plus the step input.
@@ -310,10 +425,10 @@ int main(int argc, char **argv) {
   CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
 
   // Correctness: each projection against a plain GEMV of the input it saw.
-  auto check = [&](const char *what) {
+  auto check = [&](const char *what, int roundX) {
   for (int p = 0; p < count; ++p)
     gemv<<<(shapes[p].n + 3) / 4, 128>>>(projs[p].w, p ? ys[p - 1] : x0, refs[p], shapes[p].n,
-                                         shapes[p].k, shapes[p].norm);
+                                         shapes[p].k, shapes[p].norm, roundX);
   CK(cudaDeviceSynchronize());
   double worst = 0;
   for (int p = 0; p < count; ++p) {
@@ -332,11 +447,11 @@ int main(int argc, char **argv) {
               worst, worst < 1e-4 ? "ok" : "FAIL");
   };
   unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes);
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
-  check("persistent");
+  check("persistent", xbf);
 
   // Floors: a plain read of the weights, and a device copy.
   cudaEvent_t a, z;
@@ -385,7 +500,7 @@ int main(int argc, char **argv) {
   CK(cudaGraphInstantiate(&exec, g, 0));
   CK(cudaGraphLaunch(exec, stream));
   CK(cudaStreamSynchronize(stream));
-  check("chain of kernels");
+  check("chain of kernels", 0);
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a, stream));
     for (int l = 0; l < launches; ++l)
@@ -402,7 +517,7 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes);
+      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -410,10 +525,51 @@ int main(int argc, char **argv) {
     CK(cudaGetLastError());
     CK(cudaEventElapsedTime(&ms, a, z));
     double perStep = ms / (launches * stepsPerLaunch);
-    std::printf("persistent: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
+    std::printf("persistent%s: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
                 "(%.0f GB/s, %.0f%% of the plain read)\n",
-                slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
+                flat ? " (flat)" : xbf ? " (x bf16)" : "", slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
                 100.0 * readMs / perStep);
+  }
+  if (stats) {
+    const size_t words = (size_t)sms * kStats + count * 4;
+    std::vector<unsigned long long> h(words, 0);
+    for (int p = 0; p < count; ++p)
+      h[sms * kStats + p * 4] = h[sms * kStats + p * 4 + 2] = ~0ull;
+    unsigned long long *d;
+    CK(cudaMalloc(&d, words * 8));
+    CK(cudaMemcpy(d, h.data(), words * 8, cudaMemcpyHostToDevice));
+    step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots,
+                                       slotBytes, flat, xbf, d);
+    epoch += stepsPerLaunch;
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h.data(), d, words * 8, cudaMemcpyDeviceToHost));
+    const char *names[kStats] = {"producer waits for an empty slot", "waits for the input",
+                                 "waits for a full slot", "prologue (x, norm)"};
+    for (int i = 0; i < kStats; ++i) {
+      double sum = 0, mx = 0;
+      for (int b = 0; b < sms; ++b) {
+        sum += h[b * kStats + i];
+        mx = std::max(mx, (double)h[b * kStats + i]);
+      }
+      std::printf("stats: %-34s mean %.1f us/step, max block %.1f\n", names[i],
+                  sum / sms / stepsPerLaunch / 1e3, mx / stepsPerLaunch / 1e3);
+    }
+    // Per kind of projection (qkv, o, gate/up, down) over the 22 layers of step 0.
+    const char *kinds[4] = {"qkv", "o", "gate/up", "down"};
+    for (int kind = 0; kind < 4; ++kind) {
+      double doneSpread = 0, inSpread = 0, sync = 0, span = 0;
+      int m = 0;
+      for (int p = kind; p + 1 < count; p += 4, ++m) {
+        const unsigned long long *q = &h[sms * kStats + p * 4];
+        doneSpread += q[3] - q[2];
+        inSpread += q[1] - q[0];
+        span += q[3] - q[0];
+        sync += (double)h[sms * kStats + (p + 1) * 4 + 0] - q[3];
+      }
+      std::printf("stats: %-8s first input -> last done %.2f us, done spread %.2f, input spread "
+                  "%.2f, last done -> next's first input %.2f\n", kinds[kind], span / m / 1e3,
+                  doneSpread / m / 1e3, inSpread / m / 1e3, sync / m / 1e3);
+    }
   }
   return 0;
 }
