@@ -128,7 +128,7 @@ __device__ __forceinline__ void flatSlot(const __nv_bfloat16 *w, int rows, int k
 __global__ void __launch_bounds__(kThreads, 1)
 step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
      int steps, int slots, int slotBytes, int flat, int xbf,
-     unsigned long long *stats) {
+     unsigned long long *stats, int skip) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kMaxK];
@@ -175,7 +175,7 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         const unsigned *c = p ? &counters[p - 1] : (st ? &counters[count - 1] : nullptr);
         const unsigned want = p ? target : target - G;
         const unsigned long long t0 = stats ? now() : 0;
-        if (c && (p || st))
+        if (c && (p || st) && !(skip & 2))
           while (ldAcquire(c) < want) {}
         if (stats) {
           tIn = now();
@@ -229,15 +229,38 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         if (stats && threadIdx.x == 0)
           stats[b * kStats + 2] += now() - tw;
         const __nv_bfloat16 *w = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * slotBytes);
-        if (flat)
+        if (skip & 1)
+          ;
+        else if (flat)
           flatSlot(w, rows, pr.k, xs, xh, xbf, rowAcc + (r - r0), warp, lane);
         else
         for (int row = warp; row < rows; row += kConsumerWarps) {
           const __nv_bfloat16 *wr = w + (size_t)row * pr.k;
           float acc = 0;
+          if (skip & 8) { // the weights' loads only
+            unsigned bits = 0;
 #pragma unroll 4
-          for (int e = lane * 8; e < pr.k; e += 256)
-            acc = dot8(*reinterpret_cast<const uint4 *>(wr + e), xs, xh, e, xbf, acc);
+            for (int e = lane * 8; e < pr.k; e += 256) {
+              const uint4 raw = *reinterpret_cast<const uint4 *>(wr + e);
+              bits ^= raw.x ^ raw.y ^ raw.z ^ raw.w;
+            }
+            acc = __int_as_float(bits & 0x3fffffff);
+          } else if (skip & 4) { // no x: the weights' loads, unpacking and FMAs
+#pragma unroll 4
+            for (int e = lane * 8; e < pr.k; e += 256) {
+              const uint4 raw = *reinterpret_cast<const uint4 *>(wr + e);
+              const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+              for (int j = 0; j < 4; ++j) {
+                const float2 f = __bfloat1622float2(h[j]);
+                acc = fmaf(f.x, f.y, acc);
+              }
+            }
+          } else {
+#pragma unroll 4
+            for (int e = lane * 8; e < pr.k; e += 256)
+              acc = dot8(*reinterpret_cast<const uint4 *>(wr + e), xs, xh, e, xbf, acc);
+          }
 #pragma unroll
           for (int o = 16; o; o /= 2)
             acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -368,7 +391,7 @@ void launchPdlOn(cudaStream_t stream, void (*kernel)(Args...), dim3 grid, dim3 b
 }
 
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0;
+  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0, skip = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
@@ -378,6 +401,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--flat")) flat = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--stats")) stats = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--xbf16")) xbf = atoi(argv[i + 1]);
+    // Diagnosis only (results then wrong), bits: 1 leaves out the dot
+    // products, 2 the wait for each projection's input, 4 the reads of x (the
+    // FMAs multiply weights), 8 everything but the weights' loads.
+    else if (!strcmp(argv[i], "--skip")) skip = atoi(argv[i + 1]);
   }
   const int slotBytes = slotKb * 1024;
   if (slots < 2 || slots > kMaxSlots || slotBytes < kMaxK * 2 ||
@@ -447,7 +474,7 @@ int main(int argc, char **argv) {
               worst, worst < 1e-4 ? "ok" : "FAIL");
   };
   unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr);
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr, skip);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
@@ -517,7 +544,7 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr);
+      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr, skip);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -539,7 +566,7 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&d, words * 8));
     CK(cudaMemcpy(d, h.data(), words * 8, cudaMemcpyHostToDevice));
     step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots,
-                                       slotBytes, flat, xbf, d);
+                                       slotBytes, flat, xbf, d, skip);
     epoch += stepsPerLaunch;
     CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(h.data(), d, words * 8, cudaMemcpyDeviceToHost));
