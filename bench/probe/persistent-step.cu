@@ -125,10 +125,46 @@ __device__ __forceinline__ void flatSlot(const __nv_bfloat16 *w, int rows, int k
   }
 }
 
+// --direct: the warp's rows of a projection straight from global memory, 8
+// 16-byte loads a lane in flight; the first row's first 8 came in `first`.
+__device__ __forceinline__ void directRows(const Proj &pr, int r0, int r1, const uint4 (&first)[8],
+                                           const float *xs, const __nv_bfloat16 *xh, bool xbf,
+                                           int warp, int lane) {
+  for (int row = r0 + warp; row < r1; row += kConsumerWarps) {
+    const __nv_bfloat16 *wr = pr.w + (size_t)row * pr.k;
+    float acc0 = 0, acc1 = 0;
+    for (int e0 = 0; e0 < pr.k; e0 += 2048) {
+      uint4 v[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        const int e = e0 + lane * 8 + u * 256;
+        if (row == r0 + warp && e0 == 0)
+          v[u] = first[u];
+        else if (e < pr.k)
+          v[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + e));
+      }
+#pragma unroll
+      for (int u = 0; u < 8; u += 2) {
+        const int e = e0 + lane * 8 + u * 256;
+        if (e < pr.k)
+          acc0 = dot8(v[u], xs, xh, e, xbf, acc0);
+        if (e + 256 < pr.k)
+          acc1 = dot8(v[u + 1], xs, xh, e + 256, xbf, acc1);
+      }
+    }
+    acc0 += acc1;
+#pragma unroll
+    for (int o = 16; o; o /= 2)
+      acc0 += __shfl_xor_sync(0xffffffffu, acc0, o);
+    if (lane == 0)
+      pr.y[row] = acc0;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads, 1)
 step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
      int steps, int slots, int slotBytes, int flat, int xbf,
-     unsigned long long *stats, int skip) {
+     unsigned long long *stats, int skip, int direct) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kMaxK];
@@ -141,7 +177,7 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
     rowAcc[i] = 0;
   initRing(full, empty, slots, kConsumerWarps);
   if (warp == kConsumerWarps) {
-    if (lane)
+    if (lane || direct)
       return;
     int slot = 0;
     unsigned parity = 1;
@@ -169,6 +205,16 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
     const unsigned target = (unsigned)G * (epoch0 + st + 1);
     for (int p = 0; p < count; ++p) {
       const Proj pr = projs[p];
+      // --direct: no ring; each warp loads its first row's first 2048
+      // weights now, before the input is ready (as kvc_gemv does before
+      // griddepcontrol.wait), and the rest straight from global memory.
+      uint4 first[8];
+      if (direct && (long long)pr.n * b / G + warp < (long long)pr.n * (b + 1) / G) {
+        const __nv_bfloat16 *wr = pr.w + (size_t)((long long)pr.n * b / G + warp) * pr.k;
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          first[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + lane * 8 + u * 256));
+      }
       // The input: written by every block's previous projection.
       unsigned long long tIn = 0;
       if (threadIdx.x == 0) {
@@ -222,7 +268,9 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         stats[b * kStats + 3] += now() - tIn;
       const int r0 = (long long)pr.n * b / G, r1 = (long long)pr.n * (b + 1) / G;
       const int rowBytes = pr.k * 2, per = slotBytes / rowBytes;
-      for (int r = r0; r < r1; r += per) {
+      if (direct)
+        directRows(pr, r0, r1, first, xs, xh, xbf, warp, lane);
+      for (int r = r0; r < r1 && !direct; r += per) {
         const int rows = min(per, r1 - r);
         const unsigned long long tw = stats && threadIdx.x == 0 ? now() : 0;
         mbarWait(smem(&full[slot]), parity);
@@ -391,7 +439,8 @@ void launchPdlOn(cudaStream_t stream, void (*kernel)(Args...), dim3 grid, dim3 b
 }
 
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0, skip = 0;
+  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0, skip = 0,
+      direct = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
@@ -401,6 +450,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--flat")) flat = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--stats")) stats = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--xbf16")) xbf = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--direct")) direct = atoi(argv[i + 1]);
     // Diagnosis only (results then wrong), bits: 1 leaves out the dot
     // products, 2 the wait for each projection's input, 4 the reads of x (the
     // FMAs multiply weights), 8 everything but the weights' loads.
@@ -474,7 +524,7 @@ int main(int argc, char **argv) {
               worst, worst < 1e-4 ? "ok" : "FAIL");
   };
   unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr, skip);
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr, skip, direct);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
@@ -544,7 +594,7 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr, skip);
+      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr, skip, direct);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -554,7 +604,7 @@ int main(int argc, char **argv) {
     double perStep = ms / (launches * stepsPerLaunch);
     std::printf("persistent%s: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
                 "(%.0f GB/s, %.0f%% of the plain read)\n",
-                flat ? " (flat)" : xbf ? " (x bf16)" : "", slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
+                direct ? " (direct)" : flat ? " (flat)" : xbf ? " (x bf16)" : "", slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
                 100.0 * readMs / perStep);
   }
   if (stats) {
@@ -566,7 +616,7 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&d, words * 8));
     CK(cudaMemcpy(d, h.data(), words * 8, cudaMemcpyHostToDevice));
     step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots,
-                                       slotBytes, flat, xbf, d, skip);
+                                       slotBytes, flat, xbf, d, skip, direct);
     epoch += stepsPerLaunch;
     CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(h.data(), d, words * 8, cudaMemcpyDeviceToHost));
