@@ -22,8 +22,13 @@
 // launches in one CUDA graph). Both are checked against a plain GEMV of
 // the input each projection saw.
 //
-//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o probe persistent-step.cu
+//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a [-DCONSUMER_WARPS=W] -o probe persistent-step.cu
 //   ./probe [--steps-per-launch N] [--att-ns NS] [--slot-kb KB] [--slots S]
+//           [--flat 1] [--xbf16 1] [--direct 1] [--stats 1] [--skip BITS]
+// Variants and what they measured on the H100: bench/RESULTS.md (issue 6).
+// In short, the step stays at ~0.97-1.07 ms against a 0.68 ms read: the
+// dot products and the grid-wide waits each add ~0.1 ms to the ring's own
+// streaming (0.78 ms with neither), rather than hiding under it.
 #include "probe-common.cuh"
 
 #include <algorithm>
