@@ -1,0 +1,431 @@
+// Probe (not part of kvc): a persistent TinyLlama decode step at batch 1 in
+// which half of the projections need no grid-wide wait.
+//
+// persistent-step.cu waits for the whole grid before every projection, and
+// each wait and its prologue (x from L2, the norm) cost ~0.1 ms a step on
+// top of the stream (bench/RESULTS.md). Here the projections that read a
+// vector the block itself produced are split along k instead of n:
+// - qkv (row split, needs RMSNorm(h), so waits for h): block b computes the
+//   q rows of its slice of the 2048 attention outputs, and a share of k/v.
+// - o (k split): attention of a q row needs only that row here (the
+//   modeled attention is a delay and the identity), so block b multiplies
+//   its own q values by its rows of W_o^T and adds the 2048 partial sums
+//   into the residual h with float4 atomics. No wait for the grid.
+// - gate/up (row split, waits for h): block b computes gate and up for its
+//   slice j of the 5632 intermediate features, so SiLU(gate_j) * up_j is
+//   local.
+// - down (k split): W_down^T rows of the block's slice, atomics into h.
+// - lm_head (row split) after the last layer.
+// So a layer has two grid-wide waits (h complete), not four. A k split
+// projection adds into h only after every block has read h for the
+// projection before it (a `loaded` counter, almost always already there).
+// Weights of k split projections are stored transposed (rows of n = 2048),
+// so every projection's block slice is contiguous rows of 4 KB, streamed
+// through a shared-memory ring by one producer thread as in
+// persistent-step.cu. A k split consumer thread owns 8 output columns and
+// needs no shuffles: one 16-byte load and 8 FMAs a row.
+//
+// Checked against plain kernels (final h and logits of one step).
+//   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o dataflow dataflow-step.cu
+//   ./dataflow [--att-ns NS] [--slots S] [--slot-kb KB] [--steps-per-launch N]
+#include "probe-common.cuh"
+
+#include <cmath>
+#include <cstring>
+
+constexpr int kConsumerWarps = 8;
+constexpr int kThreads = (kConsumerWarps + 1) * 32;
+constexpr int kMaxSlots = 8;
+constexpr int kHidden = 2048, kKv = 512, kInter = 5632, kVocab = 32000, kLayers = 22;
+constexpr int kRowBytes = kHidden * 2; // every streamed row: 2048 bf16
+constexpr int kLocal = 64;             // a block's slice of q or of the intermediate
+constexpr int kProjs = kLayers * 4 + 1;
+enum { kQkv, kO, kGateUp, kDown };
+
+// The step's weights, in streaming order: per layer W_qkv [2560][2048],
+// W_o^T [2048][2048], W_gate/up [11264][2048], W_down^T [5632][2048]; then
+// W_lm [32000][2048].
+constexpr size_t kLayerRows = (kHidden + kKv) + kHidden + 2 * kInter + kInter;
+__host__ __device__ inline const __nv_bfloat16 *proj(const __nv_bfloat16 *w, int layer, int kind) {
+  size_t row = (size_t)layer * kLayerRows; // lm_head: layer kLayers
+  if (layer < kLayers && kind >= kO)
+    row += kHidden + kKv;
+  if (layer < kLayers && kind >= kGateUp)
+    row += kHidden;
+  if (layer < kLayers && kind >= kDown)
+    row += 2 * kInter;
+  return w + row * kHidden;
+}
+
+__host__ __device__ inline int split(int n, int b, int G) { return (int)((long long)n * b / G); }
+
+struct Range {
+  int lo, hi; // rows of the projection's weight
+};
+// Block b's row ranges of projection `kind` (kind 4: lm_head); returns how many.
+__device__ inline int ranges(int kind, int b, int G, Range r[2]) {
+  switch (kind) {
+  case kQkv:
+    r[0] = {split(kHidden, b, G), split(kHidden, b + 1, G)};
+    r[1] = {kHidden + split(kKv, b, G), kHidden + split(kKv, b + 1, G)};
+    return 2;
+  case kO:
+    r[0] = {split(kHidden, b, G), split(kHidden, b + 1, G)};
+    return 1;
+  case kGateUp:
+    r[0] = {split(kInter, b, G), split(kInter, b + 1, G)};
+    r[1] = {kInter + r[0].lo, kInter + r[0].hi};
+    return 2;
+  case kDown:
+    r[0] = {split(kInter, b, G), split(kInter, b + 1, G)};
+    return 1;
+  default:
+    r[0] = {split(kVocab, b, G), split(kVocab, b + 1, G)};
+    return 1;
+  }
+}
+
+__device__ __forceinline__ void consumersSync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+}
+__device__ __forceinline__ void waitCount(const unsigned *c, unsigned want) {
+  while (ldAcquire(c) < want) {}
+}
+__device__ __forceinline__ void signal(unsigned *c) {
+  __threadfence();
+  atomicAdd(c, 1u);
+}
+
+// `done[p]`: blocks whose atomics of k split projection p are in h;
+// `loaded[p]`: blocks that have read h for row split projection p. Both grow
+// by G a step; step e of the run is complete at G * (e + 1).
+__global__ void __launch_bounds__(kThreads, 1)
+step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *loaded,
+     unsigned epoch0, int steps, int slots, int slotBytes, int attNs,
+     unsigned long long *stats) {
+  extern __shared__ __align__(128) unsigned char shm[];
+  __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
+  __shared__ __align__(16) float xs[kHidden];
+  __shared__ float red[kConsumerWarps], mine[2][kLocal], act[kLocal];
+  const int G = gridDim.x, b = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int perSlot = slotBytes / kRowBytes;
+  initRing(full, empty, slots, kConsumerWarps);
+  if (warp == kConsumerWarps) {
+    if (lane)
+      return;
+    int slot = 0;
+    unsigned parity = 1;
+    for (int st = 0; st < steps; ++st)
+      for (int p = 0; p < kProjs; ++p) {
+        Range r[2] = {};
+        const int kind = p == kProjs - 1 ? 4 : p % 4, count = ranges(kind, b, G, r);
+        const __nv_bfloat16 *base = proj(w, p / 4, kind);
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+          for (int i = r[q].lo; q < count && i < r[q].hi; i += perSlot) {
+            const int rows = min(perSlot, r[q].hi - i);
+            const unsigned long long t0 = stats ? now() : 0;
+            mbarWait(smem(&empty[slot]), parity);
+            if (stats)
+              stats[b * 3 + 0] += now() - t0;
+            mbarExpect(smem(&full[slot]), rows * kRowBytes);
+            bulkCopy(smem(shm + slot * slotBytes), base + (size_t)i * kHidden, rows * kRowBytes,
+                     smem(&full[slot]));
+            if (++slot == slots)
+              slot = 0, parity ^= 1;
+          }
+      }
+    return;
+  }
+  int slot = 0;
+  unsigned parity = 0;
+  for (int st = 0; st < steps; ++st) {
+    const unsigned e = epoch0 + st, target = (unsigned)G * (e + 1);
+    for (int p = 0; p < kProjs; ++p) {
+      Range r[2] = {};
+      const int kind = p == kProjs - 1 ? 4 : p % 4, count = ranges(kind, b, G, r);
+      const bool rowSplit = kind != kO && kind != kDown;
+      const unsigned long long t0 = stats && threadIdx.x == 0 ? now() : 0;
+      if (rowSplit) {
+        // h complete: the k split projection before this one, everywhere.
+        if (threadIdx.x == 0 && (p || e))
+          waitCount(&done[p ? p - 1 : kProjs - 2], p ? target : target - G);
+        consumersSync();
+        float ss = 0;
+        for (int i = threadIdx.x; i < kHidden; i += kConsumerWarps * 32) {
+          const float v = __ldcg(h + i);
+          xs[i] = v;
+          ss += v * v;
+        }
+#pragma unroll
+        for (int o = 16; o; o /= 2)
+          ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (lane == 0)
+          red[warp] = ss;
+        consumersSync();
+        float total = 0;
+        for (int i = 0; i < kConsumerWarps; ++i)
+          total += red[i];
+        const float inv = rsqrtf(total / kHidden + 1e-5f);
+        for (int i = threadIdx.x; i < kHidden; i += kConsumerWarps * 32)
+          xs[i] *= inv;
+        consumersSync();
+        if (threadIdx.x == 0)
+          signal(&loaded[p]);
+      } else if (kind == kO && attNs && threadIdx.x == 0) {
+        const unsigned long long t = now() + attNs; // modeled attention
+        while (now() < t) {}
+      }
+      if (stats && threadIdx.x == 0)
+        stats[b * 3 + 1] += now() - t0;
+      consumersSync();
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma unroll
+      for (int q = 0; q < 2; ++q)
+        for (int i = r[q].lo; q < count && i < r[q].hi; i += perSlot) {
+          const int rows = min(perSlot, r[q].hi - i);
+          const unsigned long long tw = stats && threadIdx.x == 0 ? now() : 0;
+          mbarWait(smem(&full[slot]), parity);
+          if (stats && threadIdx.x == 0)
+            stats[b * 3 + 2] += now() - tw;
+          const __nv_bfloat16 *ws = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * slotBytes);
+          if (rowSplit) {
+            // A warp a row: the dot product with RMSNorm(h).
+            for (int row = warp; row < rows; row += kConsumerWarps) {
+              const __nv_bfloat16 *wr = ws + row * kHidden;
+              float a0 = 0, a1 = 0;
+#pragma unroll 4
+              for (int c = lane * 8; c < kHidden; c += 256) {
+                const uint4 raw = *reinterpret_cast<const uint4 *>(wr + c);
+                const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+                const float4 xa = *reinterpret_cast<const float4 *>(xs + c),
+                             xb = *reinterpret_cast<const float4 *>(xs + c + 4);
+                float2 f0 = __bfloat1622float2(hw[0]), f1 = __bfloat1622float2(hw[1]),
+                       f2 = __bfloat1622float2(hw[2]), f3 = __bfloat1622float2(hw[3]);
+                a0 = fmaf(f0.x, xa.x, a0); a1 = fmaf(f0.y, xa.y, a1);
+                a0 = fmaf(f1.x, xa.z, a0); a1 = fmaf(f1.y, xa.w, a1);
+                a0 = fmaf(f2.x, xb.x, a0); a1 = fmaf(f2.y, xb.y, a1);
+                a0 = fmaf(f3.x, xb.z, a0); a1 = fmaf(f3.y, xb.w, a1);
+              }
+              a0 += a1;
+#pragma unroll
+              for (int o = 16; o; o /= 2)
+                a0 += __shfl_xor_sync(0xffffffffu, a0, o);
+              const int g = i + row; // the weight's row
+              if (lane == 0) {
+                if (kind == 4)
+                  logits[g] = a0;
+                else if (kind == kQkv && q == 1)
+                  ; // k and v: into the cache, which the modeled attention does not read
+                else
+                  mine[q][g - r[q].lo] = a0;
+              }
+            }
+          } else {
+            // Thread t owns columns 8t..8t+7: W^T row times this block's value.
+            const float *x = kind == kO ? mine[0] : act;
+            for (int row = 0; row < rows; ++row) {
+              const uint4 raw =
+                  *reinterpret_cast<const uint4 *>(ws + row * kHidden + threadIdx.x * 8);
+              const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+              const float xv = x[i + row - r[q].lo];
+#pragma unroll
+              for (int j = 0; j < 4; ++j) {
+                const float2 f = __bfloat1622float2(hw[j]);
+                acc[2 * j] = fmaf(f.x, xv, acc[2 * j]);
+                acc[2 * j + 1] = fmaf(f.y, xv, acc[2 * j + 1]);
+              }
+            }
+          }
+          __syncwarp();
+          if (lane == 0)
+            mbarArrive(smem(&empty[slot]));
+          if (++slot == slots)
+            slot = 0, parity ^= 1;
+        }
+      consumersSync();
+      if (kind == kGateUp)
+        for (int j = threadIdx.x; j < r[0].hi - r[0].lo; j += kConsumerWarps * 32) {
+          const float g = mine[0][j];
+          act[j] = g / (1.f + __expf(-g)) * mine[1][j]; // SiLU(gate) * up
+        }
+      if (!rowSplit) {
+        // Add into h once every block has read h for the projection before.
+        if (threadIdx.x == 0)
+          waitCount(&loaded[p - 1], target);
+        consumersSync();
+        atomicAdd(reinterpret_cast<float4 *>(h) + threadIdx.x * 2,
+                  make_float4(acc[0], acc[1], acc[2], acc[3]));
+        atomicAdd(reinterpret_cast<float4 *>(h) + threadIdx.x * 2 + 1,
+                  make_float4(acc[4], acc[5], acc[6], acc[7]));
+        consumersSync();
+        if (threadIdx.x == 0)
+          signal(&done[p]);
+      }
+      consumersSync();
+    }
+  }
+}
+
+// References, one plain kernel each.
+__global__ void refNormGemv(const __nv_bfloat16 *w, const float *x, float *y, int n) {
+  const int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= n)
+    return;
+  float ss = 0;
+  for (int e = lane; e < kHidden; e += 32)
+    ss += x[e] * x[e];
+  for (int o = 16; o; o /= 2)
+    ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float inv = rsqrtf(ss / kHidden + 1e-5f);
+  float acc = 0;
+  for (int e = lane; e < kHidden; e += 32)
+    acc = fmaf(__bfloat162float(w[(size_t)row * kHidden + e]), x[e] * inv, acc);
+  for (int o = 16; o; o /= 2)
+    acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0)
+    y[row] = acc;
+}
+// h[j] += sum_i wT[i][j] * x[i], i < k.
+__global__ void refAddT(const __nv_bfloat16 *wT, const float *x, float *h, int k) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= kHidden)
+    return;
+  float acc = 0;
+  for (int i = 0; i < k; ++i)
+    acc = fmaf(__bfloat162float(wT[(size_t)i * kHidden + j]), x[i], acc);
+  h[j] += acc;
+}
+__global__ void refSilu(const float *gu, float *act) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j < kInter)
+    act[j] = gu[j] / (1.f + __expf(-gu[j])) * gu[kInter + j];
+}
+
+static double worstRelative(const float *a, const float *r, int n) {
+  std::vector<float> ha(n), hr(n);
+  CK(cudaMemcpy(ha.data(), a, n * 4, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(hr.data(), r, n * 4, cudaMemcpyDeviceToHost));
+  double mx = 1e-30, d = 0;
+  for (int i = 0; i < n; ++i) {
+    mx = std::max(mx, (double)std::fabs(hr[i]));
+    d = std::max(d, std::isfinite(ha[i]) ? (double)std::fabs(ha[i] - hr[i]) : INFINITY);
+  }
+  return d / mx;
+}
+
+int main(int argc, char **argv) {
+  int stepsPerLaunch = 8, attNs = 4000, slotKb = 24, slots = 8, launches = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--slot-kb")) slotKb = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--slots")) slots = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  const int slotBytes = slotKb * 1024;
+  if (slots < 2 || slots > kMaxSlots || slotBytes < kRowBytes || slots * slotBytes > 200 * 1024) {
+    std::fprintf(stderr, "--slots in [2, %d], --slot-kb at least 4, the ring within 200 KB\n",
+                 kMaxSlots);
+    return 2;
+  }
+  int sms;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  if (kInter / sms + 1 > kLocal) {
+    std::fprintf(stderr, "%d SMs: a block's slice exceeds %d\n", sms, kLocal);
+    return 2;
+  }
+  const size_t rows = kLayerRows * kLayers + kVocab, bytes = rows * kRowBytes;
+  __nv_bfloat16 *w;
+  CK(cudaMalloc(&w, bytes));
+  fill<<<1024, 256>>>(w, bytes / 2, 1.7f / sqrtf(2048.0f), 7);
+  float *x0, *h, *logits, *hRef, *logitsRef, *y, *act;
+  CK(cudaMalloc(&x0, kHidden * 4));
+  CK(cudaMalloc(&h, kHidden * 4));
+  CK(cudaMalloc(&hRef, kHidden * 4));
+  CK(cudaMalloc(&logits, kVocab * 4));
+  CK(cudaMalloc(&logitsRef, kVocab * 4));
+  CK(cudaMalloc(&y, 2 * kInter * 4));
+  CK(cudaMalloc(&act, kInter * 4));
+  std::vector<float> hx(kHidden);
+  for (int i = 0; i < kHidden; ++i)
+    hx[i] = std::sin(0.37f * i);
+  CK(cudaMemcpy(x0, hx.data(), kHidden * 4, cudaMemcpyHostToDevice));
+  unsigned *done, *loaded;
+  CK(cudaMalloc(&done, kProjs * 4));
+  CK(cudaMalloc(&loaded, kProjs * 4));
+  CK(cudaMemset(done, 0, kProjs * 4));
+  CK(cudaMemset(loaded, 0, kProjs * 4));
+  const int smemBytes = slots * slotBytes;
+  CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
+
+  // One step from x0, against the references.
+  CK(cudaMemcpy(h, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
+  unsigned epoch = 0;
+  step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, epoch, 1, slots, slotBytes, attNs,
+                                     nullptr);
+  epoch += 1;
+  CK(cudaGetLastError());
+  CK(cudaMemcpy(hRef, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
+  for (int l = 0; l < kLayers; ++l) {
+    refNormGemv<<<(kHidden + kKv + 3) / 4, 128>>>(proj(w, l, kQkv), hRef, y, kHidden + kKv);
+    refAddT<<<kHidden / 256, 256>>>(proj(w, l, kO), y, hRef, kHidden);
+    refNormGemv<<<(2 * kInter + 3) / 4, 128>>>(proj(w, l, kGateUp), hRef, y, 2 * kInter);
+    refSilu<<<(kInter + 255) / 256, 256>>>(y, act);
+    refAddT<<<kHidden / 256, 256>>>(proj(w, l, kDown), act, hRef, kInter);
+  }
+  refNormGemv<<<(kVocab + 3) / 4, 128>>>(proj(w, kLayers, 0), hRef, logitsRef, kVocab);
+  CK(cudaDeviceSynchronize());
+  const double eh = worstRelative(h, hRef, kHidden), el = worstRelative(logits, logitsRef, kVocab);
+  std::printf("check: worst relative error, h %.2e, logits %.2e (%s)\n", eh, el,
+              eh < 1e-3 && el < 1e-3 ? "ok" : "FAIL");
+
+  const double readMs = plainReadMs(w, bytes, sms);
+  std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s)\n", bytes / 1e9, readMs,
+              bytes / (readMs * 1e-3) / 1e9);
+  cudaEvent_t a, z;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&z));
+  // h grows by a few units a step; it stays finite for these runs.
+  for (int rep = 0; rep < 3; ++rep) {
+    CK(cudaEventRecord(a));
+    for (int l = 0; l < launches; ++l) {
+      step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, epoch, stepsPerLaunch, slots,
+                                         slotBytes, attNs, nullptr);
+      epoch += stepsPerLaunch;
+    }
+    CK(cudaEventRecord(z));
+    CK(cudaEventSynchronize(z));
+    CK(cudaGetLastError());
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, z));
+    const double perStep = ms / (launches * stepsPerLaunch);
+    std::printf("dataflow: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
+                "(%.0f GB/s, %.0f%% of the plain read)\n", slots, slotKb, attNs, stepsPerLaunch,
+                perStep, bytes / (perStep * 1e-3) / 1e9, 100.0 * readMs / perStep);
+  }
+  // Where a block's time goes, one launch.
+  unsigned long long *d;
+  std::vector<unsigned long long> hs(sms * 3);
+  CK(cudaMalloc(&d, hs.size() * 8));
+  CK(cudaMemset(d, 0, hs.size() * 8));
+  step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, epoch, stepsPerLaunch, slots,
+                                     slotBytes, attNs, d);
+  epoch += stepsPerLaunch;
+  CK(cudaMemcpy(hs.data(), d, hs.size() * 8, cudaMemcpyDeviceToHost));
+  const char *names[3] = {"producer waits for an empty slot",
+                          "waits for h (or attention) + prologue", "waits for a full slot"};
+  for (int i = 0; i < 3; ++i) {
+    double sum = 0, mx = 0;
+    for (int b = 0; b < sms; ++b)
+      sum += hs[b * 3 + i], mx = std::max(mx, (double)hs[b * 3 + i]);
+    std::printf("stats: %-40s mean %.1f us/step, max block %.1f\n", names[i],
+                sum / sms / stepsPerLaunch / 1e3, mx / stepsPerLaunch / 1e3);
+  }
+  return 0;
+}
