@@ -152,24 +152,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
         if (threadIdx.x == 0 && (p || e) && !(skip & 2))
           waitCount(&done[p ? p - 1 : kProjs - 2], p ? target : target - G);
         consumersSync();
-        float ss = 0;
-        for (int i = threadIdx.x; i < kHidden; i += kConsumerWarps * 32) {
-          const float v = __ldcg(h + i);
-          xs[i] = v;
-          ss += v * v;
-        }
-#pragma unroll
-        for (int o = 16; o; o /= 2)
-          ss += __shfl_xor_sync(0xffffffffu, ss, o);
-        if (lane == 0)
-          red[warp] = ss;
-        consumersSync();
-        float total = 0;
-        for (int i = 0; i < kConsumerWarps; ++i)
-          total += red[i];
-        const float inv = rsqrtf(total / kHidden + 1e-5f);
-        for (int i = threadIdx.x; i < kHidden; i += kConsumerWarps * 32)
-          xs[i] *= inv;
+        loadInput<kConsumerWarps>(h, xs, kHidden, true, red);
         consumersSync();
         if (threadIdx.x == 0)
           signal(&loaded[p]);

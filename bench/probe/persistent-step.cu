@@ -242,27 +242,9 @@ step(const Proj *projs, int count, unsigned *counters, unsigned epoch0,
         }
       }
       consumersSync();
-      float ss = 0;
-      for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32) {
-        float v = __ldcg(pr.x + i);
-        xs[i] = v;
-        ss += v * v;
-      }
-      if (pr.norm) {
-        // RMSNorm of the input in the prologue (as a fused step would).
-#pragma unroll
-        for (int o = 16; o; o /= 2)
-          ss += __shfl_xor_sync(0xffffffffu, ss, o);
-        if (lane == 0)
-          red[warp] = ss;
-        consumersSync();
-        float total = 0;
-        for (int i = 0; i < kConsumerWarps; ++i)
-          total += red[i];
-        const float inv = rsqrtf(total / pr.k + 1e-5f);
-        for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
-          xs[i] *= inv;
-      }
+      // The input, RMS-normalized in the prologue where a norm precedes the
+      // projection (as a fused step would).
+      loadInput<kConsumerWarps>(pr.x, xs, pr.k, pr.norm, red);
       if (xbf) {
         consumersSync();
         for (int i = threadIdx.x; i < pr.k; i += kConsumerWarps * 32)
@@ -444,8 +426,8 @@ void launchPdlOn(cudaStream_t stream, void (*kernel)(Args...), dim3 grid, dim3 b
 }
 
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20, flat = 0, stats = 0, xbf = 0, skip = 0,
-      direct = 0;
+  int stepsPerLaunch = 1, attNs = 4000, slotKb = 44, slots = 4, launches = 20;
+  int flat = 0, stats = 0, xbf = 0, skip = 0, direct = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);

@@ -65,6 +65,34 @@ __device__ inline void initRing(unsigned long long *full, unsigned long long *em
   __syncthreads();
 }
 
+// Consumer warps 0 to W - 1 (named barrier 1): xs[0, k) <- x[0, k) from L2,
+// RMS-normalized (eps 1e-5) where `norm`; `red` holds W floats. The caller
+// synchronizes the consumers before reading xs.
+template <int W>
+__device__ inline void loadInput(const float *x, float *xs, int k, bool norm, float *red) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float ss = 0;
+  for (int i = threadIdx.x; i < k; i += W * 32) {
+    const float v = __ldcg(x + i);
+    xs[i] = v;
+    ss += v * v;
+  }
+  if (!norm)
+    return;
+#pragma unroll
+  for (int o = 16; o; o /= 2)
+    ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if (lane == 0)
+    red[warp] = ss;
+  asm volatile("bar.sync 1, %0;" ::"n"(W * 32) : "memory");
+  float total = 0;
+  for (int i = 0; i < W; ++i)
+    total += red[i];
+  const float inv = rsqrtf(total / k + 1e-5f);
+  for (int i = threadIdx.x; i < k; i += W * 32)
+    xs[i] *= inv;
+}
+
 __global__ void fill(__nv_bfloat16 *w, size_t n, float scale, unsigned seed) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
        i += (size_t)gridDim.x * blockDim.x) {
