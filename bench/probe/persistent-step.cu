@@ -511,7 +511,8 @@ int main(int argc, char **argv) {
               worst, worst < 1e-4 ? "ok" : "FAIL");
   };
   unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf, nullptr, skip, direct);
+  step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, 1, slots, slotBytes, flat, xbf,
+                                     nullptr, skip, direct);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
@@ -539,7 +540,8 @@ int main(int argc, char **argv) {
   double copyBw = 2.0 * cb / (copies[copies.size() / 2] * 1e-3);
   const double readMs = plainReadMs(wAll, bytes, sms);
   std::printf("weights %.3f GB; plain read %.3f ms (%.0f GB/s); copy %.0f GB/s -> floor %.3f ms\n",
-              bytes / 1e9, readMs, bytes / (readMs * 1e-3) / 1e9, copyBw / 1e9, bytes / copyBw * 1e3);
+              bytes / 1e9, readMs, bytes / (readMs * 1e-3) / 1e9, copyBw / 1e9,
+              bytes / copyBw * 1e3);
 
   // The chain of kernels, captured in a graph of one step.
   cudaStream_t stream;
@@ -581,7 +583,8 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots, slotBytes, flat, xbf, nullptr, skip, direct);
+      step<<<sms, kThreads, smemBytes>>>(dProjs, count, counters, epoch, stepsPerLaunch, slots,
+                                         slotBytes, flat, xbf, nullptr, skip, direct);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -591,7 +594,8 @@ int main(int argc, char **argv) {
     double perStep = ms / (launches * stepsPerLaunch);
     std::printf("persistent%s: %d slots x %d KB, attention %d ns, %d steps/launch: %.3f ms/step "
                 "(%.0f GB/s, %.0f%% of the plain read)\n",
-                direct ? " (direct)" : flat ? " (flat)" : xbf ? " (x bf16)" : "", slots, slotKb, attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
+                direct ? " (direct)" : flat ? " (flat)" : xbf ? " (x bf16)" : "", slots, slotKb,
+                attNs, stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
                 100.0 * readMs / perStep);
   }
   if (stats) {
