@@ -9,6 +9,8 @@
 
 #include <cuda.h>
 
+#include <cstring>
+
 namespace kvc::rt {
 
 #define KVC_CHECK(call)                                                        \
@@ -125,19 +127,23 @@ bool Device::stage(int slot, DevicePtr src, int64_t bytes) {
     KVC_CHECK(cuEventCreate(&event, CU_EVENT_DISABLE_TIMING));
     s.done = event;
   }
-  if (bytes > s.capacity) {
+  // The bytes, then the kernels' check status (int32).
+  const int64_t size = bytes + static_cast<int64_t>(sizeof(int32_t));
+  if (size > s.capacity) {
     // The slot's last copy may still be writing the old memory.
     KVC_CHECK(cuEventSynchronize(static_cast<CUevent>(s.done)));
     if (s.host)
       KVC_CHECK(cuMemFreeHost(s.host));
     s.host = nullptr;
     s.capacity = 0;
-    KVC_CHECK(cuMemAllocHost(&s.host, bytes));
-    s.capacity = bytes;
+    KVC_CHECK(cuMemAllocHost(&s.host, size));
+    s.capacity = size;
   }
   CUstream stream = static_cast<CUstream>(stream_);
   if (bytes)
     KVC_CHECK(cuMemcpyDtoHAsync(s.host, src, bytes, stream));
+  KVC_CHECK(cuMemcpyDtoHAsync(static_cast<char *>(s.host) + bytes, status_,
+                              sizeof(int32_t), stream));
   KVC_CHECK(cuEventRecord(static_cast<CUevent>(s.done), stream));
   s.bytes = bytes;
   return true;
@@ -147,9 +153,13 @@ bool Device::staged(int slot, const void **data) {
   if (slot < 0 || slot >= kStagingSlots || !staging_[slot].done)
     return fail("staged: slot " + std::to_string(slot) +
                 " was never staged");
-  KVC_CHECK(cuEventSynchronize(static_cast<CUevent>(staging_[slot].done)));
-  *data = staging_[slot].host;
-  return true;
+  const Staging &s = staging_[slot];
+  KVC_CHECK(cuEventSynchronize(static_cast<CUevent>(s.done)));
+  int32_t status;
+  std::memcpy(&status, static_cast<const char *>(s.host) + s.bytes,
+              sizeof(status));
+  *data = s.host;
+  return checkStatus(status);
 }
 
 bool Device::launchCompiled(void *function, const int64_t grid[3],

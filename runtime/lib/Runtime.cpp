@@ -574,6 +574,10 @@ bool Device::synchronize() {
             "the kernels launched since the last synchronize");
   int32_t status = 0;
   KVC_CHECK(cuMemcpyDtoH(&status, status_, sizeof(status)), "");
+  return checkStatus(status);
+}
+
+bool Device::checkStatus(int32_t status) {
   if (status == 0)
     return true;
   KVC_CHECK(cuMemsetD32(status_, 0, 1), "");

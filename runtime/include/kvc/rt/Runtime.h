@@ -136,6 +136,8 @@ public:
   /// given to the stream so far is done, without waiting for it; staged()
   /// waits for that copy and gives its bytes, valid until the slot is
   /// staged again. So a step's results are read while the next step runs.
+  /// The kernels' own checks travel with the bytes: staged() fails as
+  /// synchronize() would if one had failed by then.
   bool stage(int slot, DevicePtr src, int64_t bytes);
   bool staged(int slot, const void **data);
   static constexpr int kStagingSlots = 4;
@@ -154,6 +156,9 @@ public:
 private:
   Device() = default;
   bool fail(const std::string &message);
+  /// Fails with the message of a kernels' check status (0: none failed),
+  /// clearing it on the device.
+  bool checkStatus(int32_t status);
   bool check(int result, const char *call, const std::string &kernel);
   bool function(const std::string &name, void **result);
   /// Launches `kernel` in blocks of `threads`, in clusters of `cluster`
