@@ -99,9 +99,10 @@ struct Rows {
 // `loaded[p]`: blocks that have read h for row split projection p. Both grow
 // by G a step; step e of the run is complete at G * (e + 1). `claims`: two
 // counters per step and projection (null: static slices).
+template <int Copies>
 __global__ void __launch_bounds__(kThreads, 1)
 step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *loaded,
-     unsigned *claims, int copies, unsigned epoch0, int steps, int slots, int slotBytes,
+     unsigned *claims, unsigned epoch0, int steps, int slots, int slotBytes,
      int attNs, unsigned long long *stats, int skip) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
@@ -189,7 +190,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
         if (threadIdx.x == 0 && (p || e) && !(skip & 2))
           waitCount(&done[p ? p - 1 : kProjs - 2], p ? target : target - G);
         consumersSync();
-        loadInput<kConsumerWarps>(h, xs, kHidden, true, red, copies);
+        loadInput<kConsumerWarps, Copies>(h, xs, kHidden, true, red);
         consumersSync();
         if (threadIdx.x == 0)
           signal(&loaded[p]);
@@ -277,7 +278,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
           waitCount(&loaded[p - 1], target);
         consumersSync();
         if (!(skip & 1)) {
-          float4 *hc = reinterpret_cast<float4 *>(h + b % copies * kHidden) + threadIdx.x * 2;
+          float4 *hc = reinterpret_cast<float4 *>(h + b % Copies * kHidden) + threadIdx.x * 2;
           atomicAdd(hc, make_float4(acc[0], acc[1], acc[2], acc[3]));
           atomicAdd(hc + 1, make_float4(acc[4], acc[5], acc[6], acc[7]));
         }
@@ -378,8 +379,10 @@ int main(int argc, char **argv) {
                  kMaxSlots);
     return 2;
   }
-  if (copies < 1 || copies > 16) {
-    std::fprintf(stderr, "--copies in [1, 16]\n");
+  auto *kernel = copies == 1 ? step<1> : copies == 2 ? step<2> : copies == 4 ? step<4>
+                 : copies == 8 ? step<8> : copies == 16 ? step<16> : nullptr;
+  if (!kernel) {
+    std::fprintf(stderr, "--copies: 1, 2, 4, 8 or 16\n");
     return 2;
   }
   int sms;
@@ -418,12 +421,12 @@ int main(int argc, char **argv) {
     CK(cudaMemset(claims, 0, epochs * kProjs * 2 * 4));
   }
   const int smemBytes = slots * slotBytes;
-  CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
+  CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
 
   // One step from x0, against the references.
   CK(cudaMemcpy(h, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
   unsigned epoch = 0;
-  step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, copies, epoch, 1, slots,
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch, 1, slots,
                                      slotBytes, attNs, nullptr, 0);
   epoch += 1;
   CK(cudaGetLastError());
@@ -452,7 +455,7 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, copies, epoch,
+      kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch,
                                          stepsPerLaunch, slots, slotBytes, attNs, nullptr, skip);
       epoch += stepsPerLaunch;
     }
@@ -472,7 +475,7 @@ int main(int argc, char **argv) {
   std::vector<unsigned long long> hs(sms * 3);
   CK(cudaMalloc(&d, hs.size() * 8));
   CK(cudaMemset(d, 0, hs.size() * 8));
-  step<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, copies, epoch,
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch,
                                      stepsPerLaunch, slots, slotBytes, attNs, d, skip);
   epoch += stepsPerLaunch;
   CK(cudaMemcpy(hs.data(), d, hs.size() * 8, cudaMemcpyDeviceToHost));

@@ -66,17 +66,17 @@ __device__ inline void initRing(unsigned long long *full, unsigned long long *em
 }
 
 // Consumer warps 0 to W - 1 (named barrier 1): xs[0, k) <- x[0, k) from L2
-// (the sum of `copies` vectors of k, one after another), RMS-normalized (eps
+// (the sum of C vectors of k, one after another), RMS-normalized (eps
 // 1e-5) where `norm`; `red` holds W floats. The caller synchronizes the
 // consumers before reading xs.
-template <int W>
-__device__ inline void loadInput(const float *x, float *xs, int k, bool norm, float *red,
-                                 int copies = 1) {
+template <int W, int C = 1>
+__device__ inline void loadInput(const float *x, float *xs, int k, bool norm, float *red) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float ss = 0;
   for (int i = threadIdx.x; i < k; i += W * 32) {
-    float v = __ldcg(x + i);
-    for (int c = 1; c < copies; ++c)
+    float v = 0;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
       v += __ldcg(x + c * k + i);
     xs[i] = v;
     ss += v * v;
