@@ -203,6 +203,19 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
       consumersSync();
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       int count = 0; // the block's rows of part 0 so far
+      // A row split lane's 64 values of x, in registers for the projection
+      // (-DX_IN_SMEM: read from shared memory with every row instead).
+#ifndef X_IN_SMEM
+      float xr[kHidden / 32];
+      if (rowSplit)
+#pragma unroll
+        for (int j = 0; j < kHidden / 256; ++j) {
+          *reinterpret_cast<float4 *>(xr + 8 * j) =
+              *reinterpret_cast<const float4 *>(xs + lane * 8 + 256 * j);
+          *reinterpret_cast<float4 *>(xr + 8 * j + 4) =
+              *reinterpret_cast<const float4 *>(xs + lane * 8 + 256 * j + 4);
+        }
+#endif
       for (;;) {
         const unsigned long long tw = stats && threadIdx.x == 0 ? now() : 0;
         mbarWait(smem(&full[slot]), parity);
@@ -216,12 +229,18 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
           for (int row = warp; row < rows; row += kConsumerWarps) {
             const __nv_bfloat16 *wr = ws + row * kHidden;
             float a0 = 0, a1 = 0;
-#pragma unroll 4
-            for (int c = lane * 8; c < kHidden; c += 256) {
+#pragma unroll
+            for (int j = 0; j < kHidden / 256; ++j) {
+              const int c = lane * 8 + 256 * j;
               const uint4 raw = *reinterpret_cast<const uint4 *>(wr + c);
               const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#ifdef X_IN_SMEM
               const float4 xa = *reinterpret_cast<const float4 *>(xs + c),
                            xb = *reinterpret_cast<const float4 *>(xs + c + 4);
+#else
+              const float4 xa = *reinterpret_cast<const float4 *>(xr + 8 * j),
+                           xb = *reinterpret_cast<const float4 *>(xr + 8 * j + 4);
+#endif
               float2 f0 = __bfloat1622float2(hw[0]), f1 = __bfloat1622float2(hw[1]),
                      f2 = __bfloat1622float2(hw[2]), f3 = __bfloat1622float2(hw[3]);
               a0 = fmaf(f0.x, xa.x, a0); a1 = fmaf(f0.y, xa.y, a1);
