@@ -1,36 +1,42 @@
 // Probe (not part of kvc): a persistent TinyLlama decode step at batch 1 in
-// which half of the projections need no grid-wide wait.
+// which half of the projections need no grid-wide wait, with real attention.
 //
 // persistent-step.cu waits for the whole grid before every projection, and
 // each wait and its prologue (x from L2, the norm) cost ~0.1 ms a step on
-// top of the stream (bench/RESULTS.md). Here the projections that read a
-// vector the block itself produced are split along k instead of n:
-// - qkv (row split, needs RMSNorm(h), so waits for h): block b computes the
-//   q rows of its slice of the 2048 attention outputs, and a share of k/v.
-// - o (k split): attention of a q row needs only that row here (the
-//   modeled attention is a delay and the identity), so block b multiplies
-//   its own q values by its rows of W_o^T and adds the 2048 partial sums
-//   into the residual h with float4 atomics. No wait for the grid.
+// top of the stream (bench/RESULTS.md). Here the projections that add into
+// the residual h are split along k instead of n:
+// - qkv (row split, needs RMSNorm(h), so waits for h): raw q, k, v rows to
+//   global memory, k/v rows first. Chunks are 8 rows, so one head each; a
+//   counter per head finds the block that completes it. That block appends
+//   a kv head's rotated k and its v to the cache at the position, or runs a
+//   q head's attention (rotary, the cache's rows 0..pos, softmax) once its
+//   kv head is in the cache, and writes the head's 64 outputs.
+// - o (k split): a chunk of W_o^T rows (8 attention outputs of one head)
+//   waits for its head only, and adds its 2048 partial sums into h with
+//   float4 atomics. No wait for the grid.
 // - gate/up (row split, waits for h): block b computes gate and up for its
-//   slice j of the 5632 intermediate features, so SiLU(gate_j) * up_j is
-//   local.
-// - down (k split): W_down^T rows of the block's slice, atomics into h.
+//   features j, so SiLU(gate_j) * up_j is local.
+// - down (k split): W_down^T rows of the block's features, atomics into h.
 // - lm_head (row split) after the last layer.
 // So a layer has two grid-wide waits (h complete), not four. A k split
 // projection adds into h only after every block has read h for the
 // projection before it (a `loaded` counter, almost always already there).
+// No cycle of waits: every block streams its k/v chunks before any q chunk,
+// and a head's attention waits only for its kv head.
 // Weights of k split projections are stored transposed (rows of n = 2048),
-// so every projection's block slice is contiguous rows of 4 KB, streamed
-// through a shared-memory ring by one producer thread as in
-// persistent-step.cu. A k split consumer thread owns 8 output columns and
-// needs no shuffles: one 16-byte load and 8 FMAs a row.
+// so every chunk is contiguous rows of 4 KB, streamed through a
+// shared-memory ring by one producer thread as in persistent-step.cu. A k
+// split consumer thread owns 8 output columns and needs no shuffles.
 //
 // Checked against plain kernels (final h and logits of one step).
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o dataflow dataflow-step.cu
-//   ./dataflow [--att-ns NS] [--slots S] [--slot-kb KB] [--steps-per-launch N] [--skip BITS]
-//              [--claim]
-// --claim: row split projections' rows claimed by the blocks as they stream
-// (a block's k split rows follow its claims), not fixed slices.
+//   ./dataflow [--len L] [--slots S] [--steps-per-launch N] [--skip BITS] [--claim]
+//              [--copies C]
+// --len: the cache's length before the step (the new row goes to position
+// L, every step of a run, so each step attends L + 1 rows). --claim: row
+// split projections' and o's rows claimed by the blocks as they stream
+// (down's rows follow the block's gate/up claims), not fixed slices.
+// --copies: h kept as the sum of C copies, block b adding into b % C.
 #include "probe-common.cuh"
 
 #include <cmath>
@@ -40,8 +46,12 @@ constexpr int kConsumerWarps = 8;
 constexpr int kThreads = (kConsumerWarps + 1) * 32;
 constexpr int kMaxSlots = 8;
 constexpr int kHidden = 2048, kKv = 512, kInter = 5632, kVocab = 32000, kLayers = 22;
+constexpr int kHeads = 32, kKvHeads = 4, kHeadDim = 64, kGroup = kHeads / kKvHeads;
 constexpr int kRowBytes = kHidden * 2; // every streamed row: 2048 bf16
-constexpr int kCap = 256;       // most rows of q or of the intermediate a block takes
+constexpr int kChunk = 8;              // rows a slot: a head's rows in 8 chunks
+constexpr int kSlotBytes = kChunk * kRowBytes;
+constexpr int kMaxLen = 2048;  // most cache rows attended
+constexpr int kCap = 256;      // most intermediate features a block takes
 constexpr int kMaxChunks = 64; // most chunks of them
 constexpr int kProjs = kLayers * 4 + 1;
 enum { kQkv, kO, kGateUp, kDown };
@@ -63,6 +73,21 @@ __host__ __device__ inline const __nv_bfloat16 *proj(const __nv_bfloat16 *w, int
 
 __host__ __device__ inline int split(int n, int b, int G) { return (int)((long long)n * b / G); }
 
+// Rotary embedding (rotate-half pairs d, d +- 32, theta 10000) of element d
+// of a head whose element d is x and whose partner is y.
+__device__ inline float rotary(float x, float y, int d, int pos) {
+  const int i = d % (kHeadDim / 2);
+  const float angle = pos * powf(10000.f, -2.f * i / kHeadDim);
+  const float c = cosf(angle), s = sinf(angle);
+  return d < kHeadDim / 2 ? x * c - y * s : x * c + y * s;
+}
+__device__ inline int partner(int d) { return (d + kHeadDim / 2) % kHeadDim; }
+
+// The KV cache: [layer][kv head][kMaxLen + 1][64] bf16, K and V apart.
+__host__ __device__ inline size_t cacheRow(int layer, int g, int row) {
+  return ((size_t)(layer * kKvHeads + g) * (kMaxLen + 1) + row) * kHeadDim;
+}
+
 __device__ __forceinline__ void consumersSync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
 }
@@ -73,54 +98,161 @@ __device__ __forceinline__ void signal(unsigned *c) {
   __threadfence();
   atomicAdd(c, 1u);
 }
+__device__ __forceinline__ void publish(unsigned *c, unsigned v) {
+  __threadfence();
+  asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(c), "r"(v) : "memory");
+}
 
 // Where a block's rows of a projection come from. Static: its fixed slice,
-// in chunks of a slot. Claimed (`--claim`): chunks taken from a counter per
-// step and projection with an atomic add by the producer as it streams, so
-// a block that runs ahead takes more rows and the grid finishes together.
-// The next claim is issued as the current one is taken, so the producer
-// does not wait for the atomic's round trip before each copy.
+// in chunks. Claimed (`--claim`): chunks taken from a counter per step and
+// projection with an atomic add by the producer as it streams, so a block
+// that runs ahead takes more rows and the grid finishes together. The next
+// claim is issued as the current one is taken, so the producer does not
+// wait for the atomic's round trip before each copy.
 struct Rows {
   unsigned *ctr; // null: static
-  int hi, chunk, next;
-  __device__ Rows(unsigned *ctr, int n, int chunk, int b, int G)
-      : ctr(ctr), hi(ctr ? n : split(n, b + 1, G)), chunk(chunk),
-        next(ctr ? (int)atomicAdd(ctr, (unsigned)chunk) : split(n, b, G)) {}
+  int hi, next;
+  __device__ Rows(unsigned *ctr, int n, int b, int G)
+      : ctr(ctr), hi(ctr ? n : split(n / kChunk, b + 1, G) * kChunk),
+        next(ctr ? (int)atomicAdd(ctr, (unsigned)kChunk) : split(n / kChunk, b, G) * kChunk) {}
   __device__ int take(int &first) {
     first = next;
     if (first >= hi)
       return 0; // the counter only grows: every later claim is past the end too
-    next = ctr ? (int)atomicAdd(ctr, (unsigned)chunk) : next + chunk;
-    return min(chunk, hi - first);
+    next = ctr ? (int)atomicAdd(ctr, (unsigned)kChunk) : next + kChunk;
+    return min(kChunk, hi - first);
   }
 };
 
+// What a step reads and writes besides the weights and h.
+struct State {
+  float *logits, *qkv, *att;   // raw q/k/v rows and attention outputs of a layer
+  __nv_bfloat16 *kc, *vc;      // the cache
+  unsigned *done, *loaded;     // per projection, G a step (below)
+  unsigned *headRows;          // per layer, q heads then kv heads: rows computed
+  unsigned *kvReady, *headReady; // per layer and head: the step + 1 when ready
+  unsigned *claims;            // two per step and projection, or null
+};
+
+// Consumers of a block that completed kv head g of `layer`: its rotated k
+// and its v into the cache at `pos`.
+__device__ void appendKv(const State &s, int layer, int g, int pos, unsigned e) {
+  const int d = threadIdx.x;
+  if (d < kHeadDim) {
+    const float *k = s.qkv + kHidden + g * kHeadDim, *v = s.qkv + kHidden + kKv / 2 + g * kHeadDim;
+    const float kr = rotary(__ldcg(k + d), __ldcg(k + partner(d)), d, pos);
+    s.kc[cacheRow(layer, g, pos) + d] = __float2bfloat16(kr);
+    s.vc[cacheRow(layer, g, pos) + d] = __float2bfloat16(__ldcg(v + d));
+  }
+  consumersSync();
+  if (threadIdx.x == 0)
+    publish(&s.kvReady[layer * kKvHeads + g], e + 1);
+}
+
+// Consumers of a block that completed q head hd of `layer`: attention of
+// the rotated q over cache rows 0..pos once its kv head is there; `sc` holds
+// kMaxLen + 1 floats, `red` 8 x 64.
+__device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, bool wait,
+                       float *sc, float (*red)[kHeadDim], float *qs) {
+  const int g = hd / kGroup, t = threadIdx.x, n = kConsumerWarps * 32;
+  const int warp = t / 32, lane = t % 32;
+  if (t == 0 && wait)
+    waitCount(&s.kvReady[layer * kKvHeads + g], e + 1);
+  if (t < kHeadDim) {
+    const float *q = s.qkv + hd * kHeadDim;
+    qs[t] = rotary(__ldcg(q + t), __ldcg(q + partner(t)), t, pos) * rsqrtf((float)kHeadDim);
+  }
+  consumersSync();
+  float mx = -INFINITY;
+  for (int r = t; r <= pos; r += n) {
+    const uint4 *kr = reinterpret_cast<const uint4 *>(s.kc + cacheRow(layer, g, r));
+    float acc = 0;
+#pragma unroll
+    for (int c = 0; c < kHeadDim / 8; ++c) {
+      const uint4 raw = __ldcg(kr + c);
+      const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(hw[j]);
+        acc = fmaf(f.x, qs[c * 8 + 2 * j], fmaf(f.y, qs[c * 8 + 2 * j + 1], acc));
+      }
+    }
+    sc[r] = acc;
+    mx = fmaxf(mx, acc);
+  }
+  // The block's max, then its sum of exponentials, through red[0].
+  for (int o = 16; o; o /= 2)
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (lane == 0)
+    red[0][warp] = mx;
+  consumersSync();
+  mx = red[0][0];
+  for (int i = 1; i < kConsumerWarps; ++i)
+    mx = fmaxf(mx, red[0][i]);
+  float sum = 0;
+  for (int r = t; r <= pos; r += n) {
+    const float p = __expf(sc[r] - mx);
+    sc[r] = p;
+    sum += p;
+  }
+  for (int o = 16; o; o /= 2)
+    sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  consumersSync(); // everyone has read red[0] and written sc
+  if (lane == 0)
+    red[0][kConsumerWarps + warp] = sum;
+  // Warp w sums the rows r = w mod 8, a lane two of the 64 columns.
+  float2 acc = {0, 0};
+  for (int r = warp; r <= pos; r += kConsumerWarps) {
+    const float p = sc[r];
+    const float2 v = __bfloat1622float2(__ldcg(
+        reinterpret_cast<const __nv_bfloat162 *>(s.vc + cacheRow(layer, g, r)) + lane));
+    acc.x = fmaf(p, v.x, acc.x), acc.y = fmaf(p, v.y, acc.y);
+  }
+  consumersSync(); // red[0]'s sums written; red's rows free past them
+  float total = 0;
+  for (int i = 0; i < kConsumerWarps; ++i)
+    total += red[0][kConsumerWarps + i];
+  consumersSync();
+  red[warp][2 * lane] = acc.x, red[warp][2 * lane + 1] = acc.y;
+  consumersSync();
+  if (t < kHeadDim) {
+    float o = 0;
+    for (int i = 0; i < kConsumerWarps; ++i)
+      o += red[i][t];
+    s.att[hd * kHeadDim + t] = o / total;
+  }
+  consumersSync();
+  if (t == 0)
+    publish(&s.headReady[layer * kHeads + hd], e + 1);
+}
+
 // `done[p]`: blocks whose atomics of k split projection p are in h;
 // `loaded[p]`: blocks that have read h for row split projection p. Both grow
-// by G a step; step e of the run is complete at G * (e + 1). `claims`: two
-// counters per step and projection (null: static slices).
+// by G a step; step e of the run is complete at G * (e + 1). Head counters
+// grow by a head's rows a step.
 template <int Copies>
 __global__ void __launch_bounds__(kThreads, 1)
-step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *loaded,
-     unsigned *claims, unsigned epoch0, int steps, int slots, int slotBytes,
-     int attNs, unsigned long long *stats, int skip) {
+step(const __nv_bfloat16 *w, float *h, State s, unsigned epoch0, int steps, int slots, int pos,
+     unsigned long long *stats, int skip) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kHidden];
-  __shared__ float red[kConsumerWarps], mine[2][kCap], act[kCap];
+  __shared__ float red[kConsumerWarps][kHeadDim], mine[2][kCap], act[kCap], xo[kChunk],
+      qs[kHeadDim];
+  __shared__ int finisher;
   // What the producer put in a slot: rows of the weight from `lo` (0 rows:
   // the projection ends here), their index in the block's sequence, part.
   __shared__ int metaLo[kMaxSlots], metaRows[kMaxSlots], metaLocal[kMaxSlots],
       metaPart[kMaxSlots];
-  __shared__ int2 listQ[kMaxChunks], listJ[kMaxChunks]; // claimed q and j chunks
+  __shared__ int2 listJ[kMaxChunks]; // the block's chunks of intermediate features
+  float *sc = reinterpret_cast<float *>(xs); // attention scores (xs is free then)
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int perSlot = slotBytes / kRowBytes;
   initRing(full, empty, slots, kConsumerWarps);
   if (warp == kConsumerWarps) {
     if (lane)
       return;
-    int slot = 0, nq = 0, nj = 0;
+    int slot = 0, nj = 0;
     unsigned parity = 1;
     auto push = [&](const __nv_bfloat16 *base, int row, int rows, int lo, int local, int part) {
       const unsigned long long t0 = stats ? now() : 0;
@@ -130,7 +262,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
       metaLo[slot] = lo, metaRows[slot] = rows, metaLocal[slot] = local, metaPart[slot] = part;
       if (rows) {
         mbarExpect(smem(&full[slot]), rows * kRowBytes);
-        bulkCopy(smem(shm + slot * slotBytes), base + (size_t)row * kHidden, rows * kRowBytes,
+        bulkCopy(smem(shm + slot * kSlotBytes), base + (size_t)row * kHidden, rows * kRowBytes,
                  smem(&full[slot]));
       } else {
         mbarArrive(smem(&full[slot]));
@@ -142,33 +274,29 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
       for (int p = 0; p < kProjs; ++p) {
         const int kind = p == kProjs - 1 ? 4 : p % 4;
         const __nv_bfloat16 *base = proj(w, p / 4, kind);
-        unsigned *ctr = claims ? claims + ((size_t)(epoch0 + st) * kProjs + p) * 2 : nullptr;
-        if (kind == kO || kind == kDown) {
-          // W^T rows of the block's own q values or intermediate features.
-          const int2 *list = kind == kO ? listQ : listJ;
-          for (int c = 0, local = 0, n = kind == kO ? nq : nj; c < n; local += list[c++].y)
-            push(base, list[c].x, list[c].y, list[c].x, local, 0);
+        unsigned *ctr = s.claims ? s.claims + ((size_t)(epoch0 + st) * kProjs + p) * 2 : nullptr;
+        if (kind == kDown) {
+          // W_down^T rows of the block's own intermediate features.
+          for (int c = 0, local = 0; c < nj; local += listJ[c++].y)
+            push(base, listJ[c].x, listJ[c].y, listJ[c].x, local, 0);
         } else {
-          // Part 0: q rows, gate with up, logits; part 1: k/v rows.
-          const int n0 = kind == kQkv ? kHidden : kind == kGateUp ? kInter : kVocab;
-          for (int part = 0; part < (kind == kQkv ? 2 : 1); ++part) {
+          // qkv: k/v rows (part 1) before q rows (part 0); gate with up.
+          const int n0 = kind == kQkv || kind == kO ? kHidden : kind == kGateUp ? kInter : kVocab;
+          for (int part = kind == kQkv; part >= 0; --part) {
             const int n = part ? kKv : n0;
-            Rows src(ctr ? ctr + part : nullptr, n, perSlot, b, G);
+            Rows src(ctr ? ctr + part : nullptr, n, b, G);
             int first, rows, local = 0, chunks = 0;
             while ((rows = src.take(first))) {
-              const bool kept = kind != 4 && !part; // rows whose results the block keeps
-              if (kept && (local + rows > kCap || chunks == kMaxChunks))
+              if (kind == kGateUp && (local + rows > kCap || chunks == kMaxChunks))
                 __trap(); // a claim taken must be computed: fail loudly instead
-              const int row = part ? kHidden + first : first;
-              push(base, row, rows, first, local, part);
-              if (kind == kGateUp)
+              push(base, part ? kHidden + first : first, rows, part ? kHidden + first : first,
+                   local, part);
+              if (kind == kGateUp) {
                 push(base, kInter + first, rows, first, local, 1);
-              if (kept)
-                (kind == kQkv ? listQ : listJ)[chunks] = make_int2(first, rows);
+                listJ[chunks] = make_int2(first, rows);
+              }
               local += rows, ++chunks;
             }
-            if (kind == kQkv && !part)
-              nq = chunks;
             if (kind == kGateUp)
               nj = chunks;
           }
@@ -182,30 +310,22 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
   for (int st = 0; st < steps; ++st) {
     const unsigned e = epoch0 + st, target = (unsigned)G * (e + 1);
     for (int p = 0; p < kProjs; ++p) {
-      const int kind = p == kProjs - 1 ? 4 : p % 4;
+      const int kind = p == kProjs - 1 ? 4 : p % 4, layer = p / 4;
       const bool rowSplit = kind != kO && kind != kDown;
       const unsigned long long t0 = stats && threadIdx.x == 0 ? now() : 0;
       if (rowSplit) {
         // h complete: the k split projection before this one, everywhere.
         if (threadIdx.x == 0 && (p || e) && !(skip & 2))
-          waitCount(&done[p ? p - 1 : kProjs - 2], p ? target : target - G);
+          waitCount(&s.done[p ? p - 1 : kProjs - 2], p ? target : target - G);
         consumersSync();
-        loadInput<kConsumerWarps, Copies>(h, xs, kHidden, true, red);
+        loadInput<kConsumerWarps, Copies>(h, xs, kHidden, true, red[0]);
         consumersSync();
         if (threadIdx.x == 0)
-          signal(&loaded[p]);
-      } else if (kind == kO && attNs && threadIdx.x == 0) {
-        const unsigned long long t = now() + attNs; // modeled attention
-        while (now() < t) {}
+          signal(&s.loaded[p]);
       }
       if (stats && threadIdx.x == 0)
         stats[b * 3 + 1] += now() - t0;
-      consumersSync();
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      int count = 0; // the block's rows of part 0 so far
-      // A row split lane's 64 values of x, in registers for the projection
-      // (-DX_IN_SMEM: read from shared memory with every row instead).
-#ifndef X_IN_SMEM
+      // A row split lane's 64 values of x, in registers for the projection.
       float xr[kHidden / 32];
       if (rowSplit)
 #pragma unroll
@@ -215,7 +335,9 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
           *reinterpret_cast<float4 *>(xr + 8 * j + 4) =
               *reinterpret_cast<const float4 *>(xs + lane * 8 + 256 * j + 4);
         }
-#endif
+      consumersSync();
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int count = 0; // the block's rows of part 0 so far
       for (;;) {
         const unsigned long long tw = stats && threadIdx.x == 0 ? now() : 0;
         mbarWait(smem(&full[slot]), parity);
@@ -223,7 +345,16 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
           stats[b * 3 + 2] += now() - tw;
         const int rows = metaRows[slot], lo = metaLo[slot], local = metaLocal[slot],
                   part = metaPart[slot];
-        const __nv_bfloat16 *ws = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * slotBytes);
+        const __nv_bfloat16 *ws = reinterpret_cast<const __nv_bfloat16 *>(shm + slot * kSlotBytes);
+        if (kind == kO && rows) {
+          // The chunk's 8 attention outputs, once their head is done.
+          if (threadIdx.x == 0 && !(skip & 2))
+            waitCount(&s.headReady[layer * kHeads + lo / kHeadDim], e + 1);
+          consumersSync();
+          if (threadIdx.x < rows)
+            xo[threadIdx.x] = __ldcg(s.att + lo + threadIdx.x);
+          consumersSync();
+        }
         if (rowSplit) {
           // A warp a row: the dot product with RMSNorm(h).
           for (int row = warp; row < rows; row += kConsumerWarps) {
@@ -231,22 +362,14 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
             float a0 = 0, a1 = 0;
 #pragma unroll
             for (int j = 0; j < kHidden / 256; ++j) {
-              const int c = lane * 8 + 256 * j;
-              const uint4 raw = *reinterpret_cast<const uint4 *>(wr + c);
+              const uint4 raw = *reinterpret_cast<const uint4 *>(wr + lane * 8 + 256 * j);
               const __nv_bfloat162 *hw = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-#ifdef X_IN_SMEM
-              const float4 xa = *reinterpret_cast<const float4 *>(xs + c),
-                           xb = *reinterpret_cast<const float4 *>(xs + c + 4);
-#else
-              const float4 xa = *reinterpret_cast<const float4 *>(xr + 8 * j),
-                           xb = *reinterpret_cast<const float4 *>(xr + 8 * j + 4);
-#endif
-              float2 f0 = __bfloat1622float2(hw[0]), f1 = __bfloat1622float2(hw[1]),
-                     f2 = __bfloat1622float2(hw[2]), f3 = __bfloat1622float2(hw[3]);
-              a0 = fmaf(f0.x, xa.x, a0); a1 = fmaf(f0.y, xa.y, a1);
-              a0 = fmaf(f1.x, xa.z, a0); a1 = fmaf(f1.y, xa.w, a1);
-              a0 = fmaf(f2.x, xb.x, a0); a1 = fmaf(f2.y, xb.y, a1);
-              a0 = fmaf(f3.x, xb.z, a0); a1 = fmaf(f3.y, xb.w, a1);
+              const float *x = xr + 8 * j;
+#pragma unroll
+              for (int i = 0; i < 4; ++i) {
+                const float2 f = __bfloat1622float2(hw[i]);
+                a0 = fmaf(f.x, x[2 * i], a0), a1 = fmaf(f.y, x[2 * i + 1], a1);
+              }
             }
             a0 += a1;
 #pragma unroll
@@ -254,14 +377,16 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
               a0 += __shfl_xor_sync(0xffffffffu, a0, o);
             if (lane == 0) {
               if (kind == 4)
-                logits[lo + row] = a0;
-              else if (!(kind == kQkv && part == 1)) // k, v: the cache, not modeled
+                s.logits[lo + row] = a0;
+              else if (kind == kQkv)
+                s.qkv[lo + row] = a0;
+              else
                 mine[part][local + row] = a0;
             }
           }
         } else {
-          // Thread t owns columns 8t..8t+7: W^T row times this block's value.
-          const float *x = (kind == kO ? mine[0] : act) + local;
+          // Thread t owns columns 8t..8t+7: W^T row times its input value.
+          const float *x = kind == kO ? xo : act + local;
           for (int row = 0; row < rows; ++row) {
             const uint4 raw =
                 *reinterpret_cast<const uint4 *>(ws + row * kHidden + threadIdx.x * 8);
@@ -284,6 +409,25 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
           slot = 0, parity ^= 1;
         if (!rows)
           break;
+        if (kind == kQkv) {
+          // Count the chunk's rows for its head; the block completing a
+          // head appends it (k/v) or runs its attention (q).
+          consumersSync();
+          if (threadIdx.x == 0) {
+            const int head = lo < kHidden ? lo / kHeadDim
+                                          : kHeads + (lo - kHidden) % (kKv / 2) / kHeadDim;
+            const unsigned want = (head < kHeads ? kHeadDim : 2 * kHeadDim) * (e + 1);
+            __threadfence();
+            const unsigned old = atomicAdd(&s.headRows[layer * (kHeads + kKvHeads) + head], rows);
+            finisher = old + rows == want ? head : -1;
+            __threadfence(); // the other blocks' rows of the head, seen after their counts
+          }
+          consumersSync();
+          if (finisher >= kHeads)
+            appendKv(s, layer, finisher - kHeads, pos, e);
+          else if (finisher >= 0)
+            attend(s, layer, finisher, pos, e, !(skip & 2), sc, red, qs);
+        }
       }
       consumersSync();
       if (kind == kGateUp)
@@ -294,7 +438,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
       if (!rowSplit) {
         // Add into h once every block has read h for the projection before.
         if (threadIdx.x == 0 && !(skip & 2))
-          waitCount(&loaded[p - 1], target);
+          waitCount(&s.loaded[p - 1], target);
         consumersSync();
         if (!(skip & 1)) {
           float4 *hc = reinterpret_cast<float4 *>(h + b % Copies * kHidden) + threadIdx.x * 2;
@@ -303,7 +447,7 @@ step(const __nv_bfloat16 *w, float *h, float *logits, unsigned *done, unsigned *
         }
         consumersSync();
         if (threadIdx.x == 0)
-          signal(&done[p]);
+          signal(&s.done[p]);
       }
       consumersSync();
     }
@@ -328,6 +472,43 @@ __global__ void refNormGemv(const __nv_bfloat16 *w, const float *x, float *y, in
     acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0)
     y[row] = acc;
+}
+// A block a q head, one thread a cache row: rotary, the new row (its own
+// copy of the kv head's, also stored in the cache), softmax, the sum.
+__global__ void refAttention(const float *qkv, __nv_bfloat16 *kc, __nv_bfloat16 *vc, float *att,
+                             int layer, int pos) {
+  __shared__ float q[kHeadDim], k[kHeadDim], v[kHeadDim], p[kMaxLen + 1];
+  const int hd = blockIdx.x, g = hd / kGroup, t = threadIdx.x;
+  const float *qr = qkv + hd * kHeadDim, *kr = qkv + kHidden + g * kHeadDim,
+              *vr = qkv + kHidden + kKv / 2 + g * kHeadDim;
+  if (t < kHeadDim) {
+    q[t] = rotary(qr[t], qr[partner(t)], t, pos) / 8.f;
+    k[t] = __bfloat162float(__float2bfloat16(rotary(kr[t], kr[partner(t)], t, pos)));
+    v[t] = __bfloat162float(__float2bfloat16(vr[t]));
+  }
+  __syncthreads();
+  if (t < kHeadDim && hd % kGroup == 0) {
+    kc[cacheRow(layer, g, pos) + t] = __float2bfloat16(k[t]);
+    vc[cacheRow(layer, g, pos) + t] = __float2bfloat16(v[t]);
+  }
+  for (int r = t; r <= pos; r += blockDim.x) {
+    float a = 0;
+    for (int d = 0; d < kHeadDim; ++d)
+      a += q[d] * (r == pos ? k[d] : __bfloat162float(kc[cacheRow(layer, g, r) + d]));
+    p[r] = a;
+  }
+  __syncthreads();
+  if (t < kHeadDim) {
+    float mx = -INFINITY, sum = 0, o = 0;
+    for (int r = 0; r <= pos; ++r)
+      mx = fmaxf(mx, p[r]);
+    for (int r = 0; r <= pos; ++r) {
+      const float e = expf(p[r] - mx);
+      sum += e;
+      o += e * (r == pos ? v[t] : __bfloat162float(vc[cacheRow(layer, g, r) + t]));
+    }
+    att[hd * kHeadDim + t] = o / sum;
+  }
 }
 // h[j] += sum_i wT[i][j] * x[i], i < k.
 __global__ void refAddT(const __nv_bfloat16 *wT, const float *x, float *h, int k) {
@@ -365,10 +546,16 @@ static double worstRelative(const float *a, const float *r, int n) {
   return d / mx;
 }
 
+template <typename T> static T *zeroed(size_t n) {
+  T *p;
+  CK(cudaMalloc(&p, n * sizeof(T)));
+  CK(cudaMemset(p, 0, n * sizeof(T)));
+  return p;
+}
+
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 8, attNs = 4000, slotKb = 24, slots = 8, launches = 20, skip = 0;
+  int stepsPerLaunch = 8, len = 600, slots = 6, launches = 20, skip = 0, copies = 2;
   bool claim = false;
-  int copies = 1;
   for (int i = 1; i < argc; i += 2) {
     if (!strcmp(argv[i], "--claim")) {
       claim = true, --i; // no value
@@ -379,8 +566,7 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (!strcmp(argv[i], "--steps-per-launch")) stepsPerLaunch = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--att-ns")) attNs = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--slot-kb")) slotKb = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--len")) len = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--slots")) slots = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--copies")) copies = atoi(argv[i + 1]);
@@ -392,21 +578,21 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const int slotBytes = slotKb * 1024;
-  if (slots < 2 || slots > kMaxSlots || slotBytes < kRowBytes || slots * slotBytes > 200 * 1024) {
-    std::fprintf(stderr, "--slots in [2, %d], --slot-kb at least 4, the ring within 200 KB\n",
-                 kMaxSlots);
+  if (slots < 2 || slots > kMaxSlots || slots * kSlotBytes > 200 * 1024 || len < 0 ||
+      len >= kMaxLen) {
+    std::fprintf(stderr, "--slots in [2, 6] (slots of %d KB), --len in [0, %d)\n",
+                 kSlotBytes / 1024, kMaxLen);
     return 2;
   }
   auto *kernel = copies == 1 ? step<1> : copies == 2 ? step<2> : copies == 4 ? step<4>
-                 : copies == 8 ? step<8> : copies == 16 ? step<16> : nullptr;
+                 : copies == 8 ? step<8> : nullptr;
   if (!kernel) {
-    std::fprintf(stderr, "--copies: 1, 2, 4, 8 or 16\n");
+    std::fprintf(stderr, "--copies: 1, 2, 4 or 8\n");
     return 2;
   }
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  if (kInter / sms + 1 + slotBytes / kRowBytes > kCap) {
+  if (kInter / sms + 1 + kChunk > kCap) {
     std::fprintf(stderr, "%d SMs: a block's slice exceeds %d rows\n", sms, kCap);
     return 2;
   }
@@ -414,45 +600,52 @@ int main(int argc, char **argv) {
   __nv_bfloat16 *w;
   CK(cudaMalloc(&w, bytes));
   fill<<<1024, 256>>>(w, bytes / 2, 1.7f / sqrtf(2048.0f), 7);
-  float *x0, *h, *logits, *hRef, *logitsRef, *y, *act;
-  CK(cudaMalloc(&x0, kHidden * 4));
-  CK(cudaMalloc(&h, copies * kHidden * 4)); // h is the sum of the copies
-  CK(cudaMemset(h, 0, copies * kHidden * 4));
-  CK(cudaMalloc(&hRef, kHidden * 4));
-  CK(cudaMalloc(&logits, kVocab * 4));
-  CK(cudaMalloc(&logitsRef, kVocab * 4));
-  CK(cudaMalloc(&y, 2 * kInter * 4));
-  CK(cudaMalloc(&act, kInter * 4));
+  // The cache: random rows below the position, the same in the reference's.
+  const size_t cacheElems = cacheRow(kLayers, 0, 0);
+  State st{};
+  __nv_bfloat16 *kRef, *vRef;
+  CK(cudaMalloc(&st.kc, cacheElems * 2));
+  CK(cudaMalloc(&st.vc, cacheElems * 2));
+  CK(cudaMalloc(&kRef, cacheElems * 2));
+  CK(cudaMalloc(&vRef, cacheElems * 2));
+  fill<<<1024, 256>>>(st.kc, cacheElems, 1.0f, 11);
+  fill<<<1024, 256>>>(st.vc, cacheElems, 1.0f, 13);
+  CK(cudaMemcpy(kRef, st.kc, cacheElems * 2, cudaMemcpyDeviceToDevice));
+  CK(cudaMemcpy(vRef, st.vc, cacheElems * 2, cudaMemcpyDeviceToDevice));
+  float *x0 = zeroed<float>(kHidden), *h = zeroed<float>(copies * kHidden); // h: the copies' sum
+  float *hRef = zeroed<float>(kHidden), *logitsRef = zeroed<float>(kVocab);
+  float *y = zeroed<float>(2 * kInter), *act = zeroed<float>(kInter);
+  float *att = zeroed<float>(kHidden);
+  st.logits = zeroed<float>(kVocab);
+  st.qkv = zeroed<float>(kHidden + kKv);
+  st.att = zeroed<float>(kHidden);
+  st.done = zeroed<unsigned>(kProjs);
+  st.loaded = zeroed<unsigned>(kProjs);
+  st.headRows = zeroed<unsigned>(kLayers * (kHeads + kKvHeads));
+  st.kvReady = zeroed<unsigned>(kLayers * kKvHeads);
+  st.headReady = zeroed<unsigned>(kLayers * kHeads);
+  // Two counters per step and projection for every step of the run.
+  const size_t epochs = 1 + (3 * launches + 1) * (size_t)stepsPerLaunch;
+  if (claim)
+    st.claims = zeroed<unsigned>(epochs * kProjs * 2);
   std::vector<float> hx(kHidden);
   for (int i = 0; i < kHidden; ++i)
     hx[i] = std::sin(0.37f * i);
   CK(cudaMemcpy(x0, hx.data(), kHidden * 4, cudaMemcpyHostToDevice));
-  unsigned *done, *loaded;
-  CK(cudaMalloc(&done, kProjs * 4));
-  CK(cudaMalloc(&loaded, kProjs * 4));
-  CK(cudaMemset(done, 0, kProjs * 4));
-  CK(cudaMemset(loaded, 0, kProjs * 4));
-  // Two counters per step and projection for every step of the run.
-  const size_t epochs = 1 + (3 * launches + 1) * (size_t)stepsPerLaunch;
-  unsigned *claims = nullptr;
-  if (claim) {
-    CK(cudaMalloc(&claims, epochs * kProjs * 2 * 4));
-    CK(cudaMemset(claims, 0, epochs * kProjs * 2 * 4));
-  }
-  const int smemBytes = slots * slotBytes;
+  const int smemBytes = slots * kSlotBytes;
   CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
 
   // One step from x0, against the references.
   CK(cudaMemcpy(h, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
   unsigned epoch = 0;
-  kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch, 1, slots,
-                                     slotBytes, attNs, nullptr, 0);
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, 1, slots, len, nullptr, 0);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaMemcpy(hRef, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
   for (int l = 0; l < kLayers; ++l) {
     refNormGemv<<<(kHidden + kKv + 3) / 4, 128>>>(proj(w, l, kQkv), hRef, y, kHidden + kKv);
-    refAddT<<<kHidden / 256, 256>>>(proj(w, l, kO), y, hRef, kHidden);
+    refAttention<<<kHeads, 256>>>(y, kRef, vRef, att, l, len);
+    refAddT<<<kHidden / 256, 256>>>(proj(w, l, kO), att, hRef, kHidden);
     refNormGemv<<<(2 * kInter + 3) / 4, 128>>>(proj(w, l, kGateUp), hRef, y, 2 * kInter);
     refSilu<<<(kInter + 255) / 256, 256>>>(y, act);
     refAddT<<<kHidden / 256, 256>>>(proj(w, l, kDown), act, hRef, kInter);
@@ -460,7 +653,8 @@ int main(int argc, char **argv) {
   refNormGemv<<<(kVocab + 3) / 4, 128>>>(proj(w, kLayers, 0), hRef, logitsRef, kVocab);
   CK(cudaDeviceSynchronize());
   sumCopies<<<kHidden / 256, 256>>>(h, copies, y);
-  const double eh = worstRelative(y, hRef, kHidden), el = worstRelative(logits, logitsRef, kVocab);
+  const double eh = worstRelative(y, hRef, kHidden);
+  const double el = worstRelative(st.logits, logitsRef, kVocab);
   std::printf("check: worst relative error, h %.2e, logits %.2e (%s)\n", eh, el,
               eh < 1e-3 && el < 1e-3 ? "ok" : "FAIL");
 
@@ -474,8 +668,8 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch,
-                                         stepsPerLaunch, slots, slotBytes, attNs, nullptr, skip);
+      kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, nullptr,
+                                           skip);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -484,22 +678,20 @@ int main(int argc, char **argv) {
     float ms;
     CK(cudaEventElapsedTime(&ms, a, z));
     const double perStep = ms / (launches * stepsPerLaunch);
-    std::printf("dataflow%s, h in %d: %d slots x %d KB, attention %d ns, %d steps/launch: "
+    std::printf("dataflow%s, h in %d: %d slots x %d KB, cache %d rows, %d steps/launch: "
                 "%.3f ms/step (%.0f GB/s, %.0f%% of the plain read)\n",
-                claim ? " (claimed rows)" : "", copies, slots, slotKb, attNs, stepsPerLaunch,
-                perStep, bytes / (perStep * 1e-3) / 1e9, 100.0 * readMs / perStep);
+                claim ? " (claimed rows)" : "", copies, slots, kSlotBytes / 1024, len,
+                stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
+                100.0 * readMs / perStep);
   }
   // Where a block's time goes, one launch.
-  unsigned long long *d;
+  unsigned long long *d = zeroed<unsigned long long>(sms * 3);
   std::vector<unsigned long long> hs(sms * 3);
-  CK(cudaMalloc(&d, hs.size() * 8));
-  CK(cudaMemset(d, 0, hs.size() * 8));
-  kernel<<<sms, kThreads, smemBytes>>>(w, h, logits, done, loaded, claims, epoch,
-                                     stepsPerLaunch, slots, slotBytes, attNs, d, skip);
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, d, skip);
   epoch += stepsPerLaunch;
   CK(cudaMemcpy(hs.data(), d, hs.size() * 8, cudaMemcpyDeviceToHost));
   const char *names[3] = {"producer waits for an empty slot",
-                          "waits for h (or attention) + prologue", "waits for a full slot"};
+                          "waits for h + prologue", "waits for a full slot"};
   for (int i = 0; i < 3; ++i) {
     double sum = 0, mx = 0;
     for (int b = 0; b < sms; ++b)
