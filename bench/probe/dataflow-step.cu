@@ -6,11 +6,12 @@
 // top of the stream (bench/RESULTS.md). Here the projections that add into
 // the residual h are split along k instead of n:
 // - qkv (row split, needs RMSNorm(h), so waits for h): raw q, k, v rows to
-//   global memory, k/v rows first. Chunks are 8 rows, so one head each; a
-//   counter per head finds the block that completes it. That block appends
-//   a kv head's rotated k and its v to the cache at the position, or runs a
-//   q head's attention (rotary, the cache's rows 0..pos, softmax) once its
-//   kv head is in the cache, and writes the head's 64 outputs.
+//   global memory, k/v rows first. Chunks are 8 rows, so one head each,
+//   counted per head. Four attention warps beside the streaming ones wait
+//   for a head's count: in blocks 32-35 they append a kv head's rotated k
+//   and its v to the cache at the position, in blocks 0-31 they run a q
+//   head's attention (rotary, the cache's rows 0..pos, softmax) once its kv
+//   head is in the cache, and write the head's 64 outputs.
 // - o (k split): a chunk of W_o^T rows (8 attention outputs of one head)
 //   waits for its head only, and adds its 2048 partial sums into h with
 //   float4 atomics. No wait for the grid.
@@ -43,7 +44,9 @@
 #include <cstring>
 
 constexpr int kConsumerWarps = 8;
-constexpr int kThreads = (kConsumerWarps + 1) * 32;
+constexpr int kAttWarps = 4; // after the producer warp: attention and the cache append
+constexpr int kAttBase = (kConsumerWarps + 1) * 32;
+constexpr int kThreads = kAttBase + kAttWarps * 32;
 constexpr int kMaxSlots = 8;
 constexpr int kHidden = 2048, kKv = 512, kInter = 5632, kVocab = 32000, kLayers = 22;
 constexpr int kHeads = 32, kKvHeads = 4, kHeadDim = 64, kGroup = kHeads / kKvHeads;
@@ -91,6 +94,9 @@ __host__ __device__ inline size_t cacheRow(int layer, int g, int row) {
 __device__ __forceinline__ void consumersSync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
 }
+__device__ __forceinline__ void attSync() {
+  asm volatile("bar.sync 2, %0;" ::"n"(kAttWarps * 32) : "memory");
+}
 __device__ __forceinline__ void waitCount(const unsigned *c, unsigned want) {
   while (ldAcquire(c) < want) {}
 }
@@ -134,29 +140,29 @@ struct State {
   unsigned *claims;            // two per step and projection, or null
 };
 
-// Consumers of a block that completed kv head g of `layer`: its rotated k
-// and its v into the cache at `pos`.
+// The attention warps of the block that appends kv head g of `layer`: its
+// rotated k and its v into the cache at `pos`.
 __device__ void appendKv(const State &s, int layer, int g, int pos, unsigned e) {
-  const int d = threadIdx.x;
+  const int d = threadIdx.x - kAttBase;
   if (d < kHeadDim) {
     const float *k = s.qkv + kHidden + g * kHeadDim, *v = s.qkv + kHidden + kKv / 2 + g * kHeadDim;
     const float kr = rotary(__ldcg(k + d), __ldcg(k + partner(d)), d, pos);
     s.kc[cacheRow(layer, g, pos) + d] = __float2bfloat16(kr);
     s.vc[cacheRow(layer, g, pos) + d] = __float2bfloat16(__ldcg(v + d));
   }
-  consumersSync();
-  if (threadIdx.x == 0)
+  attSync();
+  if (d == 0)
     publish(&s.kvReady[layer * kKvHeads + g], e + 1);
 }
 
-// Consumers of a block that completed q head hd of `layer`: attention of
-// the rotated q over cache rows 0..pos once its kv head is there. Eight
-// lanes a row (16 bytes each), 32 rows a pass, 4 passes' loads in flight;
-// `sc` holds kMaxLen + 1 floats, `red` 8 x 64.
+// The attention warps of the block that runs q head hd of `layer`: attention
+// of the rotated q over cache rows 0..pos once its kv head is there. Eight
+// lanes a row (16 bytes each), 16 rows a pass, 4 passes' loads in flight;
+// `sc` holds kMaxLen + 1 floats, `red` kAttWarps x 64.
 __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, bool wait,
                        float *sc, float (*red)[kHeadDim], float *qs) {
-  constexpr int kPass = kConsumerWarps * 32 / 8, kUnroll = 4;
-  const int g = hd / kGroup, t = threadIdx.x, warp = t / 32, lane = t % 32;
+  constexpr int kPass = kAttWarps * 32 / 8, kUnroll = 4;
+  const int g = hd / kGroup, t = threadIdx.x - kAttBase, warp = t / 32, lane = t % 32;
   const int cg = t % 8, rs = t / 8; // a row's 8 columns, a pass's row
   if (t == 0 && wait)
     waitCount(&s.kvReady[layer * kKvHeads + g], e + 1);
@@ -164,7 +170,7 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
     const float *q = s.qkv + hd * kHeadDim;
     qs[t] = rotary(__ldcg(q + t), __ldcg(q + partner(t)), t, pos) * rsqrtf((float)kHeadDim);
   }
-  consumersSync();
+  attSync();
   float qr[8];
 #pragma unroll
   for (int j = 0; j < 8; ++j)
@@ -208,21 +214,21 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
   if (lane == 0)
     red[0][warp] = mx;
-  consumersSync();
+  attSync();
   mx = red[0][0];
-  for (int i = 1; i < kConsumerWarps; ++i)
+  for (int i = 1; i < kAttWarps; ++i)
     mx = fmaxf(mx, red[0][i]);
   float sum = 0;
-  for (int r = t; r <= pos; r += kConsumerWarps * 32) {
+  for (int r = t; r <= pos; r += kAttWarps * 32) {
     const float p = __expf(sc[r] - mx);
     sc[r] = p;
     sum += p;
   }
   for (int o = 16; o; o /= 2)
     sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  consumersSync(); // everyone has read red[0] and written sc
+  attSync(); // everyone has read red[0] and written sc
   if (lane == 0)
-    red[0][kConsumerWarps + warp] = sum;
+    red[0][kAttWarps + warp] = sum;
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int r0 = rs; r0 - lane / 8 <= pos; r0 += kPass * kUnroll) {
     uint4 raw[kUnroll];
@@ -248,23 +254,23 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
     acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], 8);
     acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], 16);
   }
-  consumersSync(); // red[0]'s sums written; red's rows free past them
+  attSync(); // red[0]'s sums written; red's rows free past them
   float total = 0;
-  for (int i = 0; i < kConsumerWarps; ++i)
-    total += red[0][kConsumerWarps + i];
-  consumersSync();
+  for (int i = 0; i < kAttWarps; ++i)
+    total += red[0][kAttWarps + i];
+  attSync();
   if (lane < 8)
 #pragma unroll
     for (int j = 0; j < 8; ++j)
       red[warp][cg * 8 + j] = acc[j];
-  consumersSync();
+  attSync();
   if (t < kHeadDim) {
     float o = 0;
-    for (int i = 0; i < kConsumerWarps; ++i)
+    for (int i = 0; i < kAttWarps; ++i)
       o += red[i][t];
     s.att[hd * kHeadDim + t] = o / total;
   }
-  consumersSync();
+  attSync();
   if (t == 0)
     publish(&s.headReady[layer * kHeads + hd], e + 1);
 }
@@ -280,18 +286,37 @@ step(const __nv_bfloat16 *w, float *h, State s, unsigned epoch0, int steps, int 
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kHidden];
-  __shared__ float red[kConsumerWarps][kHeadDim], mine[2][kCap], act[kCap], xo[kChunk],
-      qs[kHeadDim];
-  __shared__ int finisher;
+  __shared__ float red[kConsumerWarps][kHeadDim], mine[2][kCap], act[kCap], xo[kChunk];
+  __shared__ float sc[kMaxLen + 1], attRed[kAttWarps][kHeadDim], qs[kHeadDim]; // attention
   // What the producer put in a slot: rows of the weight from `lo` (0 rows:
   // the projection ends here), their index in the block's sequence, part.
   __shared__ int metaLo[kMaxSlots], metaRows[kMaxSlots], metaLocal[kMaxSlots],
       metaPart[kMaxSlots];
   __shared__ int2 listJ[kMaxChunks]; // the block's chunks of intermediate features
-  float *sc = reinterpret_cast<float *>(xs); // attention scores (xs is free then)
   const int G = gridDim.x, b = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   initRing(full, empty, slots, kConsumerWarps);
+  if (warp > kConsumerWarps) {
+    // Blocks 0-31 run q head b's attention, 32-35 append kv head b - 32,
+    // once the head's rows are all computed.
+    const int job = b;
+    if (job >= kHeads + kKvHeads)
+      return;
+    for (int st = 0; st < steps; ++st) {
+      const unsigned e = epoch0 + st;
+      for (int layer = 0; layer < kLayers; ++layer) {
+        const unsigned want = (job < kHeads ? kHeadDim : 2 * kHeadDim) * (e + 1);
+        if (threadIdx.x == kAttBase && !(skip & 2))
+          waitCount(&s.headRows[layer * (kHeads + kKvHeads) + job], want);
+        attSync();
+        if (job < kHeads)
+          attend(s, layer, job, pos, e, !(skip & 2), sc, attRed, qs);
+        else
+          appendKv(s, layer, job - kHeads, pos, e);
+      }
+    }
+    return;
+  }
   if (warp == kConsumerWarps) {
     if (lane)
       return;
@@ -453,23 +478,14 @@ step(const __nv_bfloat16 *w, float *h, State s, unsigned epoch0, int steps, int 
         if (!rows)
           break;
         if (kind == kQkv) {
-          // Count the chunk's rows for its head; the block completing a
-          // head appends it (k/v) or runs its attention (q).
+          // Count the chunk's rows for its head, for the attention warps.
           consumersSync();
           if (threadIdx.x == 0) {
             const int head = lo < kHidden ? lo / kHeadDim
                                           : kHeads + (lo - kHidden) % (kKv / 2) / kHeadDim;
-            const unsigned want = (head < kHeads ? kHeadDim : 2 * kHeadDim) * (e + 1);
             __threadfence();
-            const unsigned old = atomicAdd(&s.headRows[layer * (kHeads + kKvHeads) + head], rows);
-            finisher = old + rows == want ? head : -1;
-            __threadfence(); // the other blocks' rows of the head, seen after their counts
+            atomicAdd(&s.headRows[layer * (kHeads + kKvHeads) + head], rows);
           }
-          consumersSync();
-          if (finisher >= kHeads)
-            appendKv(s, layer, finisher - kHeads, pos, e);
-          else if (finisher >= 0)
-            attend(s, layer, finisher, pos, e, !(skip & 2), sc, red, qs);
         }
       }
       consumersSync();
@@ -635,7 +651,7 @@ int main(int argc, char **argv) {
   }
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  if (kInter / sms + 1 + kChunk > kCap) {
+  if (kInter / sms + 1 + kChunk > kCap || sms < kHeads + kKvHeads) {
     std::fprintf(stderr, "%d SMs: a block's slice exceeds %d rows\n", sms, kCap);
     return 2;
   }
