@@ -157,11 +157,15 @@ __device__ void appendKv(const State &s, int layer, int g, int pos, unsigned e) 
 
 // The attention warps of the block that runs q head hd of `layer`: attention
 // of the rotated q over cache rows 0..pos once its kv head is there. Eight
-// lanes a row (16 bytes each), 16 rows a pass, 4 passes' loads in flight;
+// lanes a row (16 bytes each), 16 rows a pass, 16 passes' loads in flight
+// (-DATT_UNROLL=N: N);
 // `sc` holds kMaxLen + 1 floats, `red` kAttWarps x 64.
 __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, bool wait,
                        float *sc, float (*red)[kHeadDim], float *qs) {
-  constexpr int kPass = kAttWarps * 32 / 8, kUnroll = 4;
+#ifndef ATT_UNROLL
+#define ATT_UNROLL 16
+#endif
+  constexpr int kPass = kAttWarps * 32 / 8, kUnroll = ATT_UNROLL;
   const int g = hd / kGroup, t = threadIdx.x - kAttBase, warp = t / 32, lane = t % 32;
   const int cg = t % 8, rs = t / 8; // a row's 8 columns, a pass's row
   if (t == 0 && wait)

@@ -3,8 +3,11 @@
 # and ring sizes (GPU machine).
 cd "$(dirname "$0")" || exit 1
 nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o /tmp/dataflow dataflow-step.cu || exit 1
-for args in "--claim" "" "--claim --copies 1" "--claim --len 0" "--claim --len 1500" \
-    "--claim --slots 4" "--claim --skip 1" "--claim --skip 2" \
-    "--claim --skip 3"; do
+nvcc -O3 -gencode arch=compute_90a,code=sm_90a -DATT_UNROLL=4 -o /tmp/dataflow4 dataflow-step.cu \
+  || exit 1
+echo "== attention loads 4 passes ahead: --claim"
+timeout 60 /tmp/dataflow4 --claim | grep -v stats
+for args in "--claim" "" "--claim --len 0" "--claim --len 1500" "--claim --len 300" \
+    "--claim --skip 1" "--claim --skip 2"; do
   echo "== dataflow $args"; timeout 60 /tmp/dataflow $args || echo "exit $?"
 done
