@@ -8,6 +8,7 @@ nvcc -O3 -gencode arch=compute_90a,code=sm_90a -DATT_UNROLL=4 -o /tmp/dataflow4 
 echo "== attention loads 4 passes ahead: --claim"
 timeout 60 /tmp/dataflow4 --claim | grep -v stats
 for args in "--claim" "" "--claim --len 0" "--claim --len 1500" "--claim --len 300" \
-    "--claim --skip 1" "--claim --skip 2"; do
+    "--claim --skip 1" "--claim --skip 2" "--claim --skip 4" "--claim --skip 4 --len 0" \
+    "--claim --skip 6"; do
   echo "== dataflow $args"; timeout 60 /tmp/dataflow $args || echo "exit $?"
 done
