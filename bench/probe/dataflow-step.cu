@@ -32,12 +32,14 @@
 // Checked against plain kernels (final h and logits of one step).
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o dataflow dataflow-step.cu
 //   ./dataflow [--len L] [--slots S] [--steps-per-launch N] [--skip BITS] [--claim]
-//              [--copies C]
+//              [--copies C] [--l2-ahead-mb MB]
 // --len: the cache's length before the step (the new row goes to position
 // L, every step of a run, so each step attends L + 1 rows). --claim: row
 // split projections' and o's rows claimed by the blocks as they stream
 // (down's rows follow the block's gate/up claims), not fixed slices.
 // --copies: h kept as the sum of C copies, block b adding into b % C.
+// --l2-ahead-mb: with each chunk, the weights that many MB further down the
+// stream are prefetched into L2.
 #include "probe-common.cuh"
 
 #include <cmath>
@@ -286,7 +288,7 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
 template <int Copies>
 __global__ void __launch_bounds__(kThreads, 1)
 step(const __nv_bfloat16 *w, float *h, State s, unsigned epoch0, int steps, int slots, int pos,
-     unsigned long long *stats, int skip) {
+     size_t ahead, const void *end, unsigned long long *stats, int skip) {
   extern __shared__ __align__(128) unsigned char shm[];
   __shared__ __align__(8) unsigned long long full[kMaxSlots], empty[kMaxSlots];
   __shared__ __align__(16) float xs[kHidden];
@@ -336,6 +338,12 @@ step(const __nv_bfloat16 *w, float *h, State s, unsigned epoch0, int steps, int 
         mbarExpect(smem(&full[slot]), rows * kRowBytes);
         bulkCopy(smem(shm + slot * kSlotBytes), base + (size_t)row * kHidden, rows * kRowBytes,
                  smem(&full[slot]));
+        // The weights `ahead` bytes further down the stream, into L2, so that
+        // DRAM keeps streaming while the ring is full and the block waits.
+        const char *next = reinterpret_cast<const char *>(base + (size_t)row * kHidden) + ahead;
+        if (ahead && next + rows * kRowBytes <= end)
+          asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(next),
+                       "r"(rows * kRowBytes) : "memory");
       } else {
         mbarArrive(smem(&full[slot]));
       }
@@ -619,7 +627,7 @@ template <typename T> static T *zeroed(size_t n) {
 }
 
 int main(int argc, char **argv) {
-  int stepsPerLaunch = 8, len = 600, slots = 6, launches = 20, skip = 0, copies = 2;
+  int stepsPerLaunch = 8, len = 600, slots = 6, launches = 20, skip = 0, copies = 2, aheadMb = 0;
   bool claim = false;
   for (int i = 1; i < argc; i += 2) {
     if (!strcmp(argv[i], "--claim")) {
@@ -635,6 +643,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--slots")) slots = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--launches")) launches = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--copies")) copies = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--l2-ahead-mb")) aheadMb = atoi(argv[i + 1]);
     // Diagnosis of the timed runs only (the check runs everything), bits:
     // 1 leaves out the atomics into h, 2 every wait on another block, 4 the
     // dot products.
@@ -699,12 +708,14 @@ int main(int argc, char **argv) {
     hx[i] = std::sin(0.37f * i);
   CK(cudaMemcpy(x0, hx.data(), kHidden * 4, cudaMemcpyHostToDevice));
   const int smemBytes = slots * kSlotBytes;
+  const size_t ahead = (size_t)aheadMb << 20;
+  const void *end = reinterpret_cast<const char *>(w) + bytes;
   CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smemBytes));
 
   // One step from x0, against the references.
   CK(cudaMemcpy(h, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
   unsigned epoch = 0;
-  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, 1, slots, len, nullptr, 0);
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, 1, slots, len, ahead, end, nullptr, 0);
   epoch += 1;
   CK(cudaGetLastError());
   CK(cudaMemcpy(hRef, x0, kHidden * 4, cudaMemcpyDeviceToDevice));
@@ -737,8 +748,8 @@ int main(int argc, char **argv) {
   for (int rep = 0; rep < 3; ++rep) {
     CK(cudaEventRecord(a));
     for (int l = 0; l < launches; ++l) {
-      kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, nullptr,
-                                           skip);
+      kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, ahead,
+                                           end, nullptr, skip);
       epoch += stepsPerLaunch;
     }
     CK(cudaEventRecord(z));
@@ -747,16 +758,17 @@ int main(int argc, char **argv) {
     float ms;
     CK(cudaEventElapsedTime(&ms, a, z));
     const double perStep = ms / (launches * stepsPerLaunch);
-    std::printf("dataflow%s, h in %d: %d slots x %d KB, cache %d rows, %d steps/launch: "
-                "%.3f ms/step (%.0f GB/s, %.0f%% of the plain read)\n",
-                claim ? " (claimed rows)" : "", copies, slots, kSlotBytes / 1024, len,
+    std::printf("dataflow%s, h in %d, L2 %d MB ahead: %d slots x %d KB, cache %d rows, "
+                "%d steps/launch: %.3f ms/step (%.0f GB/s, %.0f%% of the plain read)\n",
+                claim ? " (claimed rows)" : "", copies, aheadMb, slots, kSlotBytes / 1024, len,
                 stepsPerLaunch, perStep, bytes / (perStep * 1e-3) / 1e9,
                 100.0 * readMs / perStep);
   }
   // Where a block's time goes, one launch.
   unsigned long long *d = zeroed<unsigned long long>(sms * 3);
   std::vector<unsigned long long> hs(sms * 3);
-  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, d, skip);
+  kernel<<<sms, kThreads, smemBytes>>>(w, h, st, epoch, stepsPerLaunch, slots, len, ahead, end, d,
+                                       skip);
   epoch += stepsPerLaunch;
   CK(cudaMemcpy(hs.data(), d, hs.size() * 8, cudaMemcpyDeviceToHost));
   const char *names[3] = {"producer waits for an empty slot",

@@ -9,6 +9,8 @@ echo "== attention loads 4 passes ahead: --claim"
 timeout 60 /tmp/dataflow4 --claim | grep -v stats
 for args in "--claim" "" "--claim --len 0" "--claim --len 1500" "--claim --len 300" \
     "--claim --skip 1" "--claim --skip 2" "--claim --skip 4" "--claim --skip 4 --len 0" \
-    "--claim --skip 6"; do
+    "--claim --skip 6" "--claim --l2-ahead-mb 4" "--claim --l2-ahead-mb 8" \
+    "--claim --l2-ahead-mb 16" "--claim --l2-ahead-mb 32" "--l2-ahead-mb 16" \
+    "--claim --l2-ahead-mb 16 --len 0" "--claim --l2-ahead-mb 16 --skip 4"; do
   echo "== dataflow $args"; timeout 60 /tmp/dataflow $args || echo "exit $?"
 done
