@@ -193,14 +193,16 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
     }
     return a;
   };
+  // kUnroll passes' rows from r0 (the last row again past pos).
+  auto loadRows = [&](const uint4 *c, int r0, uint4 *raw) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      raw[u] = __ldcg(c + (size_t)min(r0 + u * kPass, pos) * (kHeadDim / 8));
+  };
   float mx = -INFINITY;
   for (int r0 = rs; r0 - lane / 8 <= pos; r0 += kPass * kUnroll) { // warp-uniform
     uint4 raw[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int r = min(r0 + u * kPass, pos);
-      raw[u] = __ldcg(kc + (size_t)r * (kHeadDim / 8));
-    }
+    loadRows(kc, r0, raw);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float a = dot8(raw[u], qr);
@@ -238,11 +240,7 @@ __device__ void attend(const State &s, int layer, int hd, int pos, unsigned e, b
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int r0 = rs; r0 - lane / 8 <= pos; r0 += kPass * kUnroll) {
     uint4 raw[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int r = min(r0 + u * kPass, pos);
-      raw[u] = __ldcg(vc + (size_t)r * (kHeadDim / 8));
-    }
+    loadRows(vc, r0, raw);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int r = r0 + u * kPass;
