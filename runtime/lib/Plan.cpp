@@ -94,8 +94,9 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   return plan;
 }
 
-bool useDecodeMma(int64_t group, int64_t rows, DType type) {
-  return type != DType::F32 && group * rows > queriesPerBlock(group);
+bool useDecodeMma(int64_t group, int64_t rows, DType type, int64_t mmaSplits) {
+  return type != DType::F32 &&
+         (group * rows > queriesPerBlock(group) || mmaSplits == 1);
 }
 
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,

@@ -364,17 +364,24 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
   std::string split = decodeSplitKernel(c.headDim, group, c.type);
   std::string mma = decodeMmaKernel(c.headDim, group, c.type);
-  bool tensorCores = useDecodeMma(group, rows, c.type) && hasKernel(mma);
-  if (tensorCores)
-    split = mma;
+  DecodePlan plan;
+  bool tensorCores = false;
   int64_t resident = 0;
-  if (!residentBlocks(split, &resident))
-    return false;
-  DecodePlan plan =
-      tensorCores ? planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim,
-                                  maxKeys, resident * multiprocessors_)
-                  : planDecode(c.batch, c.kvHeads, group, rows, c.headDim,
-                               maxKeys, resident * multiprocessors_);
+  if (c.type != DType::F32 && hasKernel(mma)) {
+    if (!residentBlocks(mma, &resident))
+      return false;
+    plan = planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
+                         resident * multiprocessors_);
+    tensorCores = useDecodeMma(group, rows, c.type, plan.splits);
+  }
+  if (tensorCores) {
+    split = mma;
+  } else {
+    if (!residentBlocks(split, &resident))
+      return false;
+    plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
+                      resident * multiprocessors_);
+  }
   if (plan.single)
     split = decodeSplitKernel(c.headDim, group, c.type, true);
   if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))

@@ -90,10 +90,10 @@ TEST(PlanDecode, QueryChunksAndWorkspace) {
 }
 
 TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
-  EXPECT_TRUE(useDecodeMma(8, 1, DType::BF16));
-  EXPECT_TRUE(useDecodeMma(4, 2, DType::F16));
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16));
-  EXPECT_FALSE(useDecodeMma(8, 1, DType::F32));
+  EXPECT_TRUE(useDecodeMma(8, 1, DType::BF16, 10));
+  EXPECT_TRUE(useDecodeMma(4, 2, DType::F16, 10));
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, 10));
+  EXPECT_FALSE(useDecodeMma(8, 1, DType::F32, 10));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
   // and 16 query rows; splits of 64 rows (10) fill part of one wave, more
   // than a cluster holds: a partial each.
@@ -127,6 +127,20 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_EQ(planDecodeMma(2, 1, 32, 2, 128, 4096, 396).split.y, 4);
   // A long cache splits past any cluster: partials and a combine.
   EXPECT_EQ(planDecodeMma(1, 8, 4, 2, 128, 32768, 528).cluster, 1);
+}
+
+TEST(PlanDecode, TensorCoresWhereOneSplitABlockFillsTheGpu) {
+  // Hq/Hkv 32/8 at batch 32 (256 blocks, 4 query rows each): the tensor-core
+  // plan is one split a block, which needs no combine: it takes these.
+  DecodePlan large = planDecodeMma(32, 8, 4, 1, 128, 4096, 528);
+  EXPECT_EQ(large.splits, 1);
+  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, large.splits));
+  EXPECT_TRUE(useDecodeMma(1, 1, DType::F16, 1));
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::F32, 1));
+  // At batch 16 its 128 blocks split to fill the GPU: the CUDA-core kernel.
+  DecodePlan split = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
+  EXPECT_GT(split.splits, 1);
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, split.splits));
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {

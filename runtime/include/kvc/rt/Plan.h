@@ -80,12 +80,18 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
 /// L4096 with 16 splits 16.4 against 15.4 us).
 constexpr int64_t kMaxCluster = 8;
 constexpr int64_t kMmaQueryRows = 16;
-/// Whether a decode takes the tensor-core split kernel: for f16/bf16 caches
-/// whose kv heads serve more query rows (group times new rows) than one
-/// block of the CUDA-core kernel takes (queriesPerBlock), which would read
-/// each key and value once per block of them. With 4 or fewer the CUDA-core
-/// kernel is faster (B1 L4096: 14.1 against 20.3 us on the H100).
-bool useDecodeMma(int64_t group, int64_t rows, DType type);
+/// Whether a decode takes the tensor-core split kernel, given the split
+/// count of its plan (planDecodeMma): for f16/bf16 caches whose kv heads
+/// serve more query rows (group times new rows) than one block of the
+/// CUDA-core kernel takes (queriesPerBlock), which would read each key and
+/// value once per block of them; and for any f16/bf16 cache where that plan
+/// is one split a block, which writes the output itself (no combine). With
+/// 4 or fewer rows and several splits the CUDA-core kernel is faster (H100,
+/// Hq/Hkv 32/8, D 128: B1 L4096 14.1 against 18.4-20.3 us, B8 L16384 195
+/// against 214, B16 L4096 103 against 115); with one split it is slower
+/// (B32 L4096 189.5-190.0 against 182.1-182.5, B64 L2048 190.8-191.4
+/// against 184.3-184.4; Hq/Hkv 32/32 B32 L4096 709-710 against 702-703).
+bool useDecodeMma(int64_t group, int64_t rows, DType type, int64_t mmaSplits);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
 /// headDim).
