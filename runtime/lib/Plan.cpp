@@ -94,9 +94,11 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   return plan;
 }
 
-bool useDecodeMma(int64_t group, int64_t rows, DType type, int64_t mmaSplits) {
+bool useDecodeMma(int64_t group, int64_t rows, DType type,
+                  const DecodePlan &mmaPlan) {
   return type != DType::F32 &&
-         (group * rows > queriesPerBlock(group) || mmaSplits == 1);
+         (group * rows > queriesPerBlock(group) || mmaPlan.splits == 1 ||
+          mmaPlan.splitLen >= kMmaSplitRows);
 }
 
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
@@ -115,8 +117,10 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
-  // All splits in one cluster merge there: no partials, no combine.
-  if (plan.splits <= kMaxCluster) {
+  // All splits in one cluster merge there: no partials, no combine (one
+  // split is a cluster of one).
+  if (plan.splits == 1 ||
+      (plan.splits <= kMaxCluster && plan.splitLen <= kMaxClusterSplitRows)) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};
     plan.partialOut = plan.partialMaxSum = 0;

@@ -90,10 +90,13 @@ TEST(PlanDecode, QueryChunksAndWorkspace) {
 }
 
 TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
-  EXPECT_TRUE(useDecodeMma(8, 1, DType::BF16, 10));
-  EXPECT_TRUE(useDecodeMma(4, 2, DType::F16, 10));
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, 10));
-  EXPECT_FALSE(useDecodeMma(8, 1, DType::F32, 10));
+  DecodePlan short64;
+  short64.splits = 10;
+  short64.splitLen = 64;
+  EXPECT_TRUE(useDecodeMma(8, 1, DType::BF16, short64));
+  EXPECT_TRUE(useDecodeMma(4, 2, DType::F16, short64));
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, short64));
+  EXPECT_FALSE(useDecodeMma(8, 1, DType::F32, short64));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
   // and 16 query rows; splits of 64 rows (10) fill part of one wave, more
   // than a cluster holds: a partial each.
@@ -129,18 +132,28 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_EQ(planDecodeMma(1, 8, 4, 2, 128, 32768, 528).cluster, 1);
 }
 
-TEST(PlanDecode, TensorCoresWhereOneSplitABlockFillsTheGpu) {
+TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   // Hq/Hkv 32/8 at batch 32 (256 blocks, 4 query rows each): the tensor-core
   // plan is one split a block, which needs no combine: it takes these.
-  DecodePlan large = planDecodeMma(32, 8, 4, 1, 128, 4096, 528);
-  EXPECT_EQ(large.splits, 1);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, large.splits));
-  EXPECT_TRUE(useDecodeMma(1, 1, DType::F16, 1));
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::F32, 1));
-  // At batch 16 its 128 blocks split to fill the GPU: the CUDA-core kernel.
-  DecodePlan split = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
-  EXPECT_GT(split.splits, 1);
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, split.splits));
+  DecodePlan whole = planDecodeMma(32, 8, 4, 1, 128, 4096, 528);
+  EXPECT_EQ(whole.splits, 1);
+  EXPECT_EQ(whole.combine.x, 0);
+  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, whole));
+  EXPECT_TRUE(useDecodeMma(1, 1, DType::F16, whole));
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::F32, whole));
+  // Batch 8 over 16384 rows: 8 splits of 2048, too long for a cluster
+  // (partials and the combine), long enough for the tensor cores.
+  DecodePlan longSplits = planDecodeMma(8, 8, 4, 1, 128, 16384, 528);
+  EXPECT_EQ(longSplits.splits, 8);
+  EXPECT_EQ(longSplits.splitLen, 2048);
+  EXPECT_EQ(longSplits.cluster, 1);
+  EXPECT_EQ(longSplits.combine.x, 8 * 32);
+  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, longSplits));
+  // Batch 16 over 4096 rows: 4 splits of 1024, the CUDA-core kernel.
+  DecodePlan mid = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
+  EXPECT_EQ(mid.splitLen, 1024);
+  EXPECT_EQ(mid.cluster, 1);
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, mid));
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {

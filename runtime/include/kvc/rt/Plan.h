@@ -79,19 +79,30 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
 /// combine kernel on the H100 (TinyLlama B=1 1.28 against 1.25 ms/step, B1
 /// L4096 with 16 splits 16.4 against 15.4 us).
 constexpr int64_t kMaxCluster = 8;
+/// Longest splits that merge in a cluster; longer ones write partials for
+/// the combine kernel. On the H100 (D 128) splits of 128 rows gained from
+/// the cluster (B16 L640 G8: 16.1-16.5 against 22.2 us), splits of 1024
+/// and 2048 rows lost (B16 L4096 G4: 111 against 103, B8 L16384 G4: 210
+/// against 193); lengths in between are not measured.
+constexpr int64_t kMaxClusterSplitRows = 512;
+/// Splits at least this long take the tensor-core kernel at any group
+/// (useDecodeMma).
+constexpr int64_t kMmaSplitRows = 2048;
 constexpr int64_t kMmaQueryRows = 16;
-/// Whether a decode takes the tensor-core split kernel, given the split
-/// count of its plan (planDecodeMma): for f16/bf16 caches whose kv heads
-/// serve more query rows (group times new rows) than one block of the
-/// CUDA-core kernel takes (queriesPerBlock), which would read each key and
-/// value once per block of them; and for any f16/bf16 cache where that plan
-/// is one split a block, which writes the output itself (no combine). With
-/// 4 or fewer rows and several splits the CUDA-core kernel is faster (H100,
-/// Hq/Hkv 32/8, D 128: B1 L4096 14.1 against 18.4-20.3 us, B8 L16384 195
-/// against 214, B16 L4096 103 against 115); with one split it is slower
-/// (B32 L4096 189.5-190.0 against 182.1-182.5, B64 L2048 190.8-191.4
-/// against 184.3-184.4; Hq/Hkv 32/32 B32 L4096 709-710 against 702-703).
-bool useDecodeMma(int64_t group, int64_t rows, DType type, int64_t mmaSplits);
+/// Whether a decode takes the tensor-core split kernel, given its plan
+/// (planDecodeMma): for f16/bf16 caches whose kv heads serve more query
+/// rows (group times new rows) than one block of the CUDA-core kernel takes
+/// (queriesPerBlock), which would read each key and value once per block of
+/// them; and at any group where that plan is one split a block (it then
+/// writes the output itself, no combine) or splits of at least
+/// kMmaSplitRows. On the H100 (Hq/Hkv 32/8, D 128, us, CUDA-core against
+/// tensor-core): one split B32 L4096 189.5-190.0 / 182.1-182.5, B64 L2048
+/// 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32 L4096 709-710 / 702-703);
+/// splits of 2048 rows B8 L16384 196 / 193; of 1024 rows B16 L4096 and B4
+/// L16384 the same; shorter splits lose on the tensor cores (B1 L4096 13.4
+/// / 16.1-16.7, B1 L32768 56.1 / 57.0-57.7), which pad 12 of 16 rows.
+bool useDecodeMma(int64_t group, int64_t rows, DType type,
+                  const DecodePlan &mmaPlan);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
 /// headDim).
