@@ -67,10 +67,10 @@ constexpr int64_t kMinSplitRows = 64;
 /// a block takes up to kMmaQueryRows query rows of a kv head. Where the
 /// blocks without splits already give every multiprocessor one (4 * blocks
 /// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
-/// H100). Up to kMaxCluster splits run as one thread-block cluster that
-/// merges them in shared memory and writes the output itself (TinyLlama
-/// B=16, 5 splits: 1.60 -> 1.53 ms/step); more write one partial each for
-/// the combine kernel.
+/// H100). Up to kMaxCluster splits of at most kMaxClusterSplitRows rows run
+/// as one thread-block cluster that merges them in shared memory and writes
+/// the output itself (TinyLlama B=16, 5 splits: 1.60 -> 1.53 ms/step); more
+/// or longer splits write one partial each for the combine kernel.
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots);
