@@ -367,7 +367,7 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   DecodePlan plan;
   bool tensorCores = false;
   int64_t resident = 0;
-  if (c.type != DType::F32 && hasKernel(mma)) {
+  if (hasKernel(mma)) {
     if (!residentBlocks(mma, &resident))
       return false;
     plan = planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
@@ -515,10 +515,14 @@ bool Device::prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,
 bool Device::hasKernel(const std::string &name) {
   if (functions_.count(name))
     return true;
+  if (absentKernels_.count(name))
+    return false;
   CUfunction function;
   if (cuModuleGetFunction(&function, static_cast<CUmodule>(module_),
-                          name.c_str()) != CUDA_SUCCESS)
+                          name.c_str()) != CUDA_SUCCESS) {
+    absentKernels_.insert(name);
     return false;
+  }
   functions_[name] = function;
   return true;
 }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -177,7 +178,8 @@ private:
   bool ensureWorkspace(int64_t bytes);
   bool checkCache(const Cache &cache);
 
-  /// `kernel` is in the library (no error if not).
+  /// `kernel` is in the library (no error if not). Both answers are kept:
+  /// the decode path asks for kernels a library may lack at every call.
   bool hasKernel(const std::string &kernel);
   /// A projection of few rows through kvc's kernel; `done` is false (and
   /// nothing launched) where it does not apply.
@@ -206,6 +208,8 @@ private:
   };
   Staging staging_[kStagingSlots];
   std::map<std::string, void *> functions_;
+  /// Kernels hasKernel found missing from the library.
+  std::set<std::string> absentKernels_;
   /// Resident blocks per SM by "kernel/threads".
   std::map<std::string, int64_t> residents_;
   std::string error_;
