@@ -101,6 +101,21 @@ bool useDecodeMma(int64_t group, int64_t rows, DType type,
           mmaPlan.splitLen >= kMmaSplitRows);
 }
 
+/// Splits of at least kMmaSplitRows rows for `blocks` blocks per split that
+/// give about two blocks a multiprocessor (half the tensor-core kernel's
+/// `slots`), or none (false) if the cache is too short for them.
+static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
+                             int64_t slots) {
+  int64_t splits = std::max<int64_t>(1, slots / 2 / blocks);
+  int64_t len =
+      ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
+  if (len < kMmaSplitRows)
+    return false;
+  plan.splits = ceilDiv(maxKeys, len);
+  plan.splitLen = len;
+  return true;
+}
+
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots) {
@@ -112,7 +127,7 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
     plan.splits = 1;
     plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows)) *
                     kMinSplitRows;
-  } else {
+  } else if (!chooseLongSplits(plan, blocks, maxKeys, slots)) {
     chooseSplits(plan, blocks, maxKeys, slots);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,

@@ -141,19 +141,25 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, whole));
   EXPECT_TRUE(useDecodeMma(1, 1, DType::F16, whole));
   EXPECT_FALSE(useDecodeMma(4, 1, DType::F32, whole));
-  // Batch 8 over 16384 rows: 8 splits of 2048, too long for a cluster
-  // (partials and the combine), long enough for the tensor cores.
+  // Batch 8 over 16384 rows (64 blocks): 4 splits of 4096, two blocks a
+  // multiprocessor, too long for a cluster (partials and the combine), long
+  // enough for the tensor cores.
   DecodePlan longSplits = planDecodeMma(8, 8, 4, 1, 128, 16384, 528);
-  EXPECT_EQ(longSplits.splits, 8);
-  EXPECT_EQ(longSplits.splitLen, 2048);
+  EXPECT_EQ(longSplits.splits, 4);
+  EXPECT_EQ(longSplits.splitLen, 4096);
   EXPECT_EQ(longSplits.cluster, 1);
   EXPECT_EQ(longSplits.combine.x, 8 * 32);
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, longSplits));
-  // Batch 16 over 4096 rows: 4 splits of 1024, the CUDA-core kernel.
+  // Batch 16 over 4096 rows: 2 splits of 2048.
   DecodePlan mid = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
-  EXPECT_EQ(mid.splitLen, 1024);
-  EXPECT_EQ(mid.cluster, 1);
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, mid));
+  EXPECT_EQ(mid.splits, 2);
+  EXPECT_EQ(mid.splitLen, 2048);
+  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, mid));
+  // Batch 1 over 32768 rows: two blocks a multiprocessor would be splits of
+  // 1024, too short; the splits fill the wave, the CUDA-core kernel.
+  DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 32768, 528);
+  EXPECT_LT(one.splitLen, kMmaSplitRows);
+  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, one));
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {

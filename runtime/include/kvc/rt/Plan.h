@@ -67,7 +67,14 @@ constexpr int64_t kMinSplitRows = 64;
 /// a block takes up to kMmaQueryRows query rows of a kv head. Where the
 /// blocks without splits already give every multiprocessor one (4 * blocks
 /// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
-/// H100). Up to kMaxCluster splits of at most kMaxClusterSplitRows rows run
+/// H100). A long cache at small batch is cut into splits of at least
+/// kMmaSplitRows rows, about two blocks a multiprocessor: one split a block
+/// at that occupancy reads at the copy rate (B32 L4096, 256 blocks: 181 us
+/// for 537 MB), where filling every slot with shorter splits (B8 L16384: 8
+/// of 2048) adds combine work for no more bandwidth. Otherwise the splits
+/// fill the slots' last wave best, as planDecode's do. [Not yet measured:
+/// branch mma-long-splits.] Up to kMaxCluster splits of at most
+/// kMaxClusterSplitRows rows run
 /// as one thread-block cluster that merges them in shared memory and writes
 /// the output itself (TinyLlama B=16, 5 splits: 1.60 -> 1.53 ms/step); more
 /// or longer splits write one partial each for the combine kernel.
