@@ -70,14 +70,14 @@ constexpr int64_t kMinSplitRows = 64;
 /// H100). A long cache at small batch is cut into splits of at least
 /// kMmaSplitRows rows, about two blocks a multiprocessor: one split a block
 /// at that occupancy reads at the copy rate (B32 L4096, 256 blocks: 181 us
-/// for 537 MB), where filling every slot with shorter splits (B8 L16384: 8
-/// of 2048) adds combine work for no more bandwidth. Otherwise the splits
-/// fill the slots' last wave best, as planDecode's do. [Not yet measured:
-/// branch mma-long-splits.] Up to kMaxCluster splits of at most
-/// kMaxClusterSplitRows rows run
-/// as one thread-block cluster that merges them in shared memory and writes
-/// the output itself (TinyLlama B=16, 5 splits: 1.60 -> 1.53 ms/step); more
-/// or longer splits write one partial each for the combine kernel.
+/// for 537 MB), where filling every slot with shorter splits adds combine
+/// work for no more bandwidth (B8 L16384: 8 splits of 2048 189.8 us, 4 of
+/// 4096 181.2). Otherwise the splits fill the slots' last wave best, as
+/// planDecode's do. Up to kMaxCluster splits of at most kMaxClusterSplitRows
+/// rows run as one thread-block cluster that merges them in shared memory
+/// and writes the output itself (TinyLlama B=16, 5 splits: 1.60 -> 1.53
+/// ms/step); more or longer splits write one partial each for the combine
+/// kernel.
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots);
