@@ -96,9 +96,11 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
 
 bool useDecodeMma(int64_t group, int64_t rows, DType type,
                   const DecodePlan &mmaPlan) {
+  int64_t perBlock = queriesPerBlock(group);
+  int64_t longSplit = perBlock < 4 ? kMmaSplitRowsFewQueries : kMmaSplitRows;
   return type != DType::F32 &&
-         (group * rows > queriesPerBlock(group) || mmaPlan.splits == 1 ||
-          mmaPlan.splitLen >= kMmaSplitRows);
+         (group * rows > perBlock || mmaPlan.splits == 1 ||
+          mmaPlan.splitLen >= longSplit);
 }
 
 /// Splits of at least kMmaSplitRows rows for `blocks` blocks per split that
@@ -120,6 +122,7 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots) {
   DecodePlan plan;
+  bool longSplits = false;
   slots = std::max<int64_t>(1, slots);
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
   int64_t blocks = batch * kvHeads * chunks;
@@ -127,15 +130,14 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
     plan.splits = 1;
     plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows)) *
                     kMinSplitRows;
-  } else if (!chooseLongSplits(plan, blocks, maxKeys, slots)) {
+  } else if (!(longSplits = chooseLongSplits(plan, blocks, maxKeys, slots))) {
     chooseSplits(plan, blocks, maxKeys, slots);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
-  // All splits in one cluster merge there: no partials, no combine (one
-  // split is a cluster of one).
-  if (plan.splits == 1 ||
-      (plan.splits <= kMaxCluster && plan.splitLen <= kMaxClusterSplitRows)) {
+  // All short splits in one cluster merge there: no partials, no combine
+  // (one split is a cluster of one).
+  if (plan.splits == 1 || (!longSplits && plan.splits <= kMaxCluster)) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};
     plan.partialOut = plan.partialMaxSum = 0;

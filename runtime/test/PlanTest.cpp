@@ -155,9 +155,24 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(mid.splits, 2);
   EXPECT_EQ(mid.splitLen, 2048);
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, mid));
-  // Batch 1 over 32768 rows: two blocks a multiprocessor would be splits of
-  // 1024, too short; the splits fill the wave, the CUDA-core kernel.
-  DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 32768, 528);
+  // Batch 4 over 2048 rows (32 blocks): 8 splits of 256, the shortest that
+  // take the tensor cores; long splits write partials, even where a
+  // cluster would hold them all.
+  DecodePlan shortest = planDecodeMma(4, 8, 4, 1, 128, 2048, 528);
+  EXPECT_EQ(shortest.splits, 8);
+  EXPECT_EQ(shortest.splitLen, kMmaSplitRows);
+  EXPECT_EQ(shortest.cluster, 1);
+  EXPECT_EQ(shortest.combine.x, 4 * 32);
+  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, shortest));
+  // With one query row per kv head the CUDA-core kernel does less per key:
+  // it keeps splits shorter than kMmaSplitRowsFewQueries.
+  EXPECT_FALSE(useDecodeMma(1, 1, DType::BF16, shortest));
+  DecodePlan fewQueries = planDecodeMma(1, 32, 1, 1, 128, 16384, 528);
+  EXPECT_EQ(fewQueries.splitLen, kMmaSplitRowsFewQueries);
+  EXPECT_TRUE(useDecodeMma(1, 1, DType::BF16, fewQueries));
+  // Batch 1 over 4096 rows: two blocks a multiprocessor would be splits of
+  // 128, too short; the splits fill the wave, the CUDA-core kernel.
+  DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 4096, 528);
   EXPECT_LT(one.splitLen, kMmaSplitRows);
   EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, one));
 }

@@ -67,17 +67,20 @@ constexpr int64_t kMinSplitRows = 64;
 /// a block takes up to kMmaQueryRows query rows of a kv head. Where the
 /// blocks without splits already give every multiprocessor one (4 * blocks
 /// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
-/// H100). A long cache at small batch is cut into splits of at least
-/// kMmaSplitRows rows, about two blocks a multiprocessor: one split a block
-/// at that occupancy reads at the copy rate (B32 L4096, 256 blocks: 181 us
-/// for 537 MB), where filling every slot with shorter splits adds combine
-/// work for no more bandwidth (B8 L16384: 8 splits of 2048 189.8 us, 4 of
-/// 4096 181.2). Otherwise the splits fill the slots' last wave best, as
-/// planDecode's do. Up to kMaxCluster splits of at most kMaxClusterSplitRows
-/// rows run as one thread-block cluster that merges them in shared memory
-/// and writes the output itself (TinyLlama B=16, 5 splits: 1.60 -> 1.53
-/// ms/step); more or longer splits write one partial each for the combine
-/// kernel.
+/// H100). Otherwise, where the cache is long enough, it is cut into splits
+/// of at least kMmaSplitRows rows at about two blocks a multiprocessor
+/// (half the slots): at that occupancy the kernel reads at the copy rate
+/// (B32 L4096, 256 blocks of one split: 181 us for 537 MB), and filling
+/// every slot with shorter splits only adds combine work (B8 L16384: 8
+/// splits of 2048 189.8 us, 4 of 4096 181.2). These long splits write one
+/// partial each for the combine kernel: merged in a cluster instead they
+/// measured slower (D 128, 256-row splits: B4 L2048 22.9 against 20.4 us;
+/// 512-row: B8 L2048 35.4 against 30.9). A shorter cache gets splits that
+/// fill the slots' last wave, as planDecode's do; up to kMaxCluster of
+/// those run as one thread-block cluster that merges them in shared memory
+/// and writes the output itself (TinyLlama B=16, 5 splits of 128 rows: 1.60
+/// -> 1.53 ms/step; B16 L640 G8 D64 10.8 against 12.9 us); more write
+/// partials.
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots);
@@ -86,28 +89,33 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
 /// combine kernel on the H100 (TinyLlama B=1 1.28 against 1.25 ms/step, B1
 /// L4096 with 16 splits 16.4 against 15.4 us).
 constexpr int64_t kMaxCluster = 8;
-/// Longest splits that merge in a cluster; longer ones write partials for
-/// the combine kernel. On the H100 (D 128) splits of 128 rows gained from
-/// the cluster (B16 L640 G8: 16.1-16.5 against 22.2 us), splits of 1024
-/// and 2048 rows lost (B16 L4096 G4: 111 against 103, B8 L16384 G4: 210
-/// against 193); lengths in between are not measured.
-constexpr int64_t kMaxClusterSplitRows = 512;
-/// Splits at least this long take the tensor-core kernel at any group
-/// (useDecodeMma).
-constexpr int64_t kMmaSplitRows = 2048;
+/// The shortest splits planDecodeMma makes at two blocks a multiprocessor;
+/// splits at least this long take the tensor-core kernel where a block of
+/// the CUDA-core kernel would serve 4 query rows (useDecodeMma). On the H100
+/// (Hq/Hkv 32/8, D 128, us, against the CUDA-core kernel's plan): 256-row
+/// splits B4 L2048 19.5 / 26.9, B8 L1024 19.1 / 27.2, B2 L4096 19.6 / 26.8
+/// (B1 L8192 20.2 / 20.5); 512-row B8 L2048 30.5 / 39.2, B2 L8192 31.0 /
+/// 38.8; 1024-row B1 L32768 53.3 / 54.5.
+constexpr int64_t kMmaSplitRows = 256;
+/// The same where a CUDA-core block serves fewer query rows (GQA groups of
+/// 1 to 3), which costs it less arithmetic per key. On the H100 (Hq/Hkv
+/// 32/32, D 128, us, CUDA-core against tensor-core): 256-row splits B1
+/// L2048 16.5 / 19.5-20.0; 512-row B1 L4096 28.6 / 31.0-31.4; 1024-row B1
+/// L8192 50.8-51.3 / 52.6-53.2; 2048-row B2 L8192 101.3 / 94.6-95.3, B1
+/// L16384 98.1-98.9 / 95.6-96.7.
+constexpr int64_t kMmaSplitRowsFewQueries = 2048;
 constexpr int64_t kMmaQueryRows = 16;
 /// Whether a decode takes the tensor-core split kernel, given its plan
 /// (planDecodeMma): for f16/bf16 caches whose kv heads serve more query
 /// rows (group times new rows) than one block of the CUDA-core kernel takes
 /// (queriesPerBlock), which would read each key and value once per block of
 /// them; and at any group where that plan is one split a block (it then
-/// writes the output itself, no combine) or splits of at least
-/// kMmaSplitRows. On the H100 (Hq/Hkv 32/8, D 128, us, CUDA-core against
-/// tensor-core): one split B32 L4096 189.5-190.0 / 182.1-182.5, B64 L2048
-/// 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32 L4096 709-710 / 702-703);
-/// splits of 2048 rows B8 L16384 196 / 193; of 1024 rows B16 L4096 and B4
-/// L16384 the same; shorter splits lose on the tensor cores (B1 L4096 13.4
-/// / 16.1-16.7, B1 L32768 56.1 / 57.0-57.7), which pad 12 of 16 rows.
+/// writes the output itself, no combine) or its splits are long
+/// (kMmaSplitRows, kMmaSplitRowsFewQueries). On the H100 (Hq/Hkv 32/8, D
+/// 128, us, CUDA-core against tensor-core): one split B32 L4096 189.5-190.0
+/// / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32
+/// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
+/// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows.
 bool useDecodeMma(int64_t group, int64_t rows, DType type,
                   const DecodePlan &mmaPlan);
 /// Cache rows the single-row split kernel takes per block step: a row per
