@@ -2,7 +2,7 @@
 # Runs on the GPU machine (no MLIR there): builds the runtime from source,
 # then runs the GPU tests and/or benchmarks against the kernel library built
 # here (build/kernels/kvc_kernels.cubin, carried along). Logs go to $OUT.
-#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [prefill] [sass] [matmul] [model] [modelbench] [profile]
+#   bash utils/gpu-run.sh [lit] [quick] [test] [sanitize] [bench] [benchshapes] [prefill] [sass] [matmul] [model] [modelbench] [profile]
 # The lit step needs LLVM's lit carried in .lit: on the development machine,
 #   mkdir .lit && cp -r /usr/lib/llvm-22/utils/lit .lit/ &&
 #   echo /.lit/ >> "$(git rev-parse --git-path info/exclude)"
@@ -61,6 +61,13 @@ CFG
     bench)
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/bench.log" ;;
+    benchshapes)
+      # Shapes between the issue's, where the decode planner's choices
+      # (kernel, split length, cluster) change (Plan.h).
+      python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
+        --shapes 1:8192 2:4096 4:2048 8:1024 1:16384 2:8192 8:2048 16:640:4:64 \
+        16:1024:4:64 16:2048:4:64 1:4096:32 4:1024:32 1:16384:32 \
+        2>&1 | tee "$out/bench-shapes.log" ;;
     matmul)
       python3 test/Integration/CUDA/matmul.py --runtime $rt --kernels $kernels \
         2>&1 | tee "$out/matmul.log"

@@ -1,10 +1,11 @@
 # Decode attention on the H100: kvc against PyTorch SDPA (flash and cuDNN
 # back ends) in the same run. Hq=32, Hkv=8, D=128, bf16, one new row per
-# sequence. Prints time, bandwidth and ratios, and the floor: the bytes of
-# keys and values over the measured copy bandwidth.
+# sequence, at the issue's five shapes unless --shapes names others
+# (B:L[:Hkv[:D]], Hq stays 32). Prints time, bandwidth and ratios, and the
+# floor: the bytes of keys and values over the measured copy bandwidth.
 #
 #   python3 bench/gpu/decode_attention.py --runtime build-rt/lib/libkvc_rt.so \
-#       --kernels build/kernels/kvc_kernels.cubin
+#       --kernels build/kernels/kvc_kernels.cubin [--shapes 8:1024 2:8192:32]
 import argparse
 import math
 import os
@@ -18,8 +19,29 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python"))
 import kvc_rt  # noqa: E402
 
-SHAPES = [(1, 4096), (1, 32768), (8, 16384), (32, 4096), (64, 2048)]
+SHAPES = ["1:4096", "1:32768", "8:16384", "32:4096", "64:2048"]
 HQ, HKV, D = 32, 8, 128
+
+
+def parse_shape(text):
+    """B:L[:Hkv[:D]] as (batch, length, kv heads, head dim)."""
+    try:
+        fields = [int(f) for f in text.split(":")]
+    except ValueError:
+        fields = []
+    shape = tuple(fields + [HKV, D][len(fields) - 2:]) if 2 <= len(fields) <= 4 else ()
+    if not shape or min(shape) < 1 or HQ % shape[2]:
+        raise argparse.ArgumentTypeError(
+            "shape %r: expected B:L[:Hkv[:D]], positive, Hkv dividing %d" % (text, HQ))
+    return shape
+
+
+def shape_name(batch, length, hkv, d):
+    """B8 L16384, with Hkv and D where they are not the defaults."""
+    name = "B%d L%d" % (batch, length)
+    if (hkv, d) != (HKV, D):
+        name += " %d/%d D%d" % (HQ, hkv, d)
+    return name
 
 
 def time_us(fn, sets, reps):
@@ -90,20 +112,23 @@ def start(parser, reps):
 
 
 def main():
-    args, rt, bw = start(argparse.ArgumentParser(), 200)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shapes", nargs="+", type=parse_shape,
+                        default=[parse_shape(t) for t in SHAPES])
+    args, rt, bw = start(parser, 200)
     header = ("shape", "KV MB", "floor us", "kvc us", "kvc GB/s", "%copy", "cuDNN us", "flash us",
               "cuDNN/kvc", "flash/kvc", "kvc err", "cuDNN err")
-    print("%-12s %7s %8s %8s %8s %6s %9s %9s %9s %9s %9s %9s" % header)
+    print("%-18s %7s %8s %8s %8s %6s %9s %9s %9s %9s %9s %9s" % header)
     rows = []
-    for batch, length in SHAPES:
-        kv_bytes = 2 * batch * HKV * length * D * 2
+    for batch, length, hkv, d in args.shapes:
+        kv_bytes = 2 * batch * hkv * length * d * 2
         # Enough input sets to overflow the 50 MB L2.
         nsets = max(2, min(8, math.ceil(200e6 / kv_bytes)))
         sets = []
         for _ in range(nsets):
-            k = torch.randn(batch, HKV, length, D, dtype=torch.bfloat16, device="cuda")
+            k = torch.randn(batch, hkv, length, d, dtype=torch.bfloat16, device="cuda")
             v = torch.randn_like(k)
-            q = torch.randn(batch, HQ, 1, D, dtype=torch.bfloat16, device="cuda")
+            q = torch.randn(batch, HQ, 1, d, dtype=torch.bfloat16, device="cuda")
             lengths = torch.full((batch,), length, dtype=torch.int32, device="cuda")
             positions = lengths - 1
             out = torch.empty_like(q)
@@ -111,7 +136,7 @@ def main():
             # The cache only points at k, v and lengths: keep them alive.
             sets.append(dict(k=k, v=v, q=q, lengths=lengths, positions=positions, out=out,
                              cache=cache))
-        scale = 1.0 / math.sqrt(D)
+        scale = 1.0 / math.sqrt(d)
 
         def kvc(s):
             rt.set_stream(torch.cuda.current_stream().cuda_stream)
@@ -136,10 +161,10 @@ def main():
         t_flash = time_us(sdpa(SDPBackend.FLASH_ATTENTION), sets, args.reps)
         floor = kv_bytes / bw * 1e6
         achieved = kv_bytes / (t_kvc * 1e-6)
-        line = ("B%d L%d" % (batch, length), kv_bytes / 1e6, floor, t_kvc, achieved / 1e9,
+        line = (shape_name(batch, length, hkv, d), kv_bytes / 1e6, floor, t_kvc, achieved / 1e9,
                 100 * achieved / bw, t_cudnn, t_flash, t_cudnn / t_kvc, t_flash / t_kvc, err,
                 cudnn_err)
-        print("%-12s %7.1f %8.1f %8.1f %8.0f %5.0f%% %9.1f %9.1f %8.2fx %8.2fx %9.1e %9.1e" % line)
+        print("%-18s %7.1f %8.1f %8.1f %8.0f %5.0f%% %9.1f %9.1f %8.2fx %8.2fx %9.1e %9.1e" % line)
         rows.append(line)
         rt.set_stream(0)
         for s in sets:
