@@ -75,37 +75,9 @@ static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
   plan.partialMaxSum = queryRows * plan.splits * 2;
 }
 
-DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
-                      int64_t rows, int64_t headDim, int64_t maxKeys,
-                      int64_t slots) {
-  DecodePlan plan;
-  slots = std::max<int64_t>(1, slots);
-  int64_t chunks = group * rows / queriesPerBlock(group);
-  int64_t blocks = batch * kvHeads * chunks;
-  chooseSplits(plan, blocks, maxKeys, slots);
-  int64_t steps = ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
-  if (blocks * steps <= slots) {
-    plan.single = true;
-    plan.splits = steps;
-    plan.splitLen = splitRows(headDim);
-  }
-  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
-             headDim);
-  return plan;
-}
-
-bool useDecodeMma(int64_t group, int64_t rows, DType type,
-                  const DecodePlan &mmaPlan) {
-  int64_t perBlock = queriesPerBlock(group);
-  int64_t longSplit = perBlock < 4 ? kMmaSplitRowsFewQueries : kMmaSplitRows;
-  return type != DType::F32 &&
-         (group * rows > perBlock || mmaPlan.splits == 1 ||
-          mmaPlan.splitLen >= longSplit);
-}
-
 /// Splits of at least kMmaSplitRows rows for `blocks` blocks per split that
-/// give about two blocks a multiprocessor (half the tensor-core kernel's
-/// `slots`), or none (false) if the cache is too short for them.
+/// take about half of `slots` (two blocks a multiprocessor for the
+/// tensor-core kernel), or none (false) if the cache is too short for them.
 static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
                              int64_t slots) {
   int64_t splits = std::max<int64_t>(1, slots / 2 / blocks);
@@ -116,6 +88,41 @@ static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   plan.splits = ceilDiv(maxKeys, len);
   plan.splitLen = len;
   return true;
+}
+
+/// Whether a CUDA-core block serves fewer than 4 query rows (GQA groups of
+/// 1 to 3), so that it does little arithmetic per key it reads.
+static bool fewQueries(int64_t group) { return queriesPerBlock(group) < 4; }
+
+DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
+                      int64_t rows, int64_t headDim, int64_t maxKeys,
+                      int64_t slots) {
+  DecodePlan plan;
+  slots = std::max<int64_t>(1, slots);
+  int64_t chunks = group * rows / queriesPerBlock(group);
+  int64_t blocks = batch * kvHeads * chunks;
+  if (!(fewQueries(group) && chooseLongSplits(plan, blocks, maxKeys, slots))) {
+    chooseSplits(plan, blocks, maxKeys, slots);
+    int64_t steps =
+        ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
+    if (blocks * steps <= slots) {
+      plan.single = true;
+      plan.splits = steps;
+      plan.splitLen = splitRows(headDim);
+    }
+  }
+  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
+             headDim);
+  return plan;
+}
+
+bool useDecodeMma(int64_t group, int64_t rows, DType type,
+                  const DecodePlan &mmaPlan) {
+  int64_t longSplit =
+      fewQueries(group) ? kMmaSplitRowsFewQueries : kMmaSplitRows;
+  return type != DType::F32 &&
+         (group * rows > queriesPerBlock(group) || mmaPlan.splits == 1 ||
+          mmaPlan.splitLen >= longSplit);
 }
 
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,

@@ -75,6 +75,23 @@ TEST(PlanDecode, ShortCachesAtSmallBatchTakeTheSingleRowKernel) {
   expectCovers(plan, 640);
 }
 
+TEST(PlanDecode, FewQueryRowsTakeLongSplits) {
+  // Hq/Hkv 32/32 at batch 4 over 1024 rows, 6 blocks per SM: 128 blocks,
+  // each one query row. Splits of at least kMmaSplitRows rows that take half
+  // the slots: 3 of 384 (filling the last wave would be 6 of 192).
+  DecodePlan plan = planDecode(4, 32, 1, 1, 128, 1024, 132 * 6);
+  EXPECT_EQ(plan.splits, 3);
+  EXPECT_EQ(plan.splitLen, 384);
+  EXPECT_FALSE(plan.single);
+  expectCovers(plan, 1024);
+  // Where those would be shorter the splits fill the wave, as at 4 rows.
+  plan = planDecode(1, 32, 1, 1, 128, 1024, 132 * 6);
+  EXPECT_LT(plan.splitLen, kMmaSplitRows);
+  // Blocks of 4 query rows keep filling the wave (the tensor cores take
+  // the long splits there): 16 splits of 128.
+  EXPECT_EQ(planDecode(4, 8, 4, 1, 128, 2048, kH100).splitLen, 128);
+}
+
 TEST(PlanDecode, QueryChunksAndWorkspace) {
   // MQA: 32 query heads on one kv head are 8 chunks of 4 rows; 2 new rows
   // per sequence double them.
