@@ -75,7 +75,7 @@ static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
   plan.partialMaxSum = queryRows * plan.splits * 2;
 }
 
-/// Splits of at least kMmaSplitRows rows for `blocks` blocks per split that
+/// Splits of at least kLongSplitRows rows for `blocks` blocks per split that
 /// take about half of `slots` (two blocks a multiprocessor for the
 /// tensor-core kernel), or none (false) if the cache is too short for them.
 static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
@@ -83,7 +83,7 @@ static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   int64_t splits = std::max<int64_t>(1, slots / 2 / blocks);
   int64_t len =
       ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
-  if (len < kMmaSplitRows)
+  if (len < kLongSplitRows)
     return false;
   plan.splits = ceilDiv(maxKeys, len);
   plan.splitLen = len;
@@ -119,7 +119,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
 bool useDecodeMma(int64_t group, int64_t rows, DType type,
                   const DecodePlan &mmaPlan) {
   int64_t longSplit =
-      fewQueries(group) ? kMmaSplitRowsFewQueries : kMmaSplitRows;
+      fewQueries(group) ? kMmaSplitRowsFewQueries : kLongSplitRows;
   return type != DType::F32 &&
          (group * rows > queriesPerBlock(group) || mmaPlan.splits == 1 ||
           mmaPlan.splitLen >= longSplit);

@@ -77,7 +77,7 @@ TEST(PlanDecode, ShortCachesAtSmallBatchTakeTheSingleRowKernel) {
 
 TEST(PlanDecode, FewQueryRowsTakeLongSplits) {
   // Hq/Hkv 32/32 at batch 4 over 1024 rows, 6 blocks per SM: 128 blocks,
-  // each one query row. Splits of at least kMmaSplitRows rows that take half
+  // each one query row. Splits of at least kLongSplitRows rows that take half
   // the slots: 3 of 384 (filling the last wave would be 6 of 192).
   DecodePlan plan = planDecode(4, 32, 1, 1, 128, 1024, 132 * 6);
   EXPECT_EQ(plan.splits, 3);
@@ -86,7 +86,7 @@ TEST(PlanDecode, FewQueryRowsTakeLongSplits) {
   expectCovers(plan, 1024);
   // Where those would be shorter the splits fill the wave, as at 4 rows.
   plan = planDecode(1, 32, 1, 1, 128, 1024, 132 * 6);
-  EXPECT_LT(plan.splitLen, kMmaSplitRows);
+  EXPECT_LT(plan.splitLen, kLongSplitRows);
   // Blocks of 4 query rows keep filling the wave (the tensor cores take
   // the long splits there): 16 splits of 128.
   EXPECT_EQ(planDecode(4, 8, 4, 1, 128, 2048, kH100).splitLen, 128);
@@ -177,7 +177,7 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   // cluster would hold them all.
   DecodePlan shortest = planDecodeMma(4, 8, 4, 1, 128, 2048, 528);
   EXPECT_EQ(shortest.splits, 8);
-  EXPECT_EQ(shortest.splitLen, kMmaSplitRows);
+  EXPECT_EQ(shortest.splitLen, kLongSplitRows);
   EXPECT_EQ(shortest.cluster, 1);
   EXPECT_EQ(shortest.combine.x, 4 * 32);
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, shortest));
@@ -190,7 +190,7 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   // Batch 1 over 4096 rows: two blocks a multiprocessor would be splits of
   // 128, too short; the splits fill the wave, the CUDA-core kernel.
   DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 4096, 528);
-  EXPECT_LT(one.splitLen, kMmaSplitRows);
+  EXPECT_LT(one.splitLen, kLongSplitRows);
   EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, one));
 }
 

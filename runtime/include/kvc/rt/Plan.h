@@ -48,6 +48,17 @@ struct DecodePlan {
   int64_t partialOut = 0, partialMaxSum = 0;
 };
 
+/// The shortest split the planners make.
+constexpr int64_t kMinSplitRows = 64;
+/// The shortest long splits (planDecodeMma's, and planDecode's where a
+/// block serves few query rows): about half the slots' blocks, each over
+/// at least this many rows. At 4 query rows per kv head they take the
+/// tensor-core kernel (useDecodeMma). On the H100 (Hq/Hkv 32/8, D 128, us,
+/// against the CUDA-core kernel's plan): 256-row splits B4 L2048 19.5 /
+/// 26.9, B8 L1024 19.1 / 27.2, B2 L4096 19.6 / 26.8 (B1 L8192 20.2 / 20.5);
+/// 512-row B8 L2048 30.5 / 39.2, B2 L8192 31.0 / 38.8; 1024-row B1 L32768
+/// 53.3 / 54.5.
+constexpr int64_t kLongSplitRows = 256;
 /// Plans a decode of `rows` new query rows per sequence for `batch`
 /// sequences of `kvHeads` key/value heads, `group` query heads each, over at
 /// most `maxKeys` cache rows, on a GPU that runs `slots` split blocks at once
@@ -55,7 +66,7 @@ struct DecodePlan {
 /// chunks give the blocks; splitting the cache rows multiplies them. Where
 /// a block serves fewer than 4 query rows (GQA groups of 1 to 3) and the
 /// cache is long enough, the splits are those of planDecodeMma: at least
-/// kMmaSplitRows rows at about half the slots, since such blocks do little
+/// kLongSplitRows rows at about half the slots, since such blocks do little
 /// arithmetic per key and longer splits save combine work (H100, Hq/Hkv
 /// 32/32, D 128: B4 L1024 33.8 -> 28.5 us, B2 L2048 30.0 -> 28.5).
 /// Otherwise the split count is the one whose blocks fill their last wave
@@ -68,13 +79,12 @@ struct DecodePlan {
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
                       int64_t slots);
-constexpr int64_t kMinSplitRows = 64;
 /// The same for the tensor-core split kernel (decodeMmaKernel, f16/bf16):
 /// a block takes up to kMmaQueryRows query rows of a kv head. Where the
 /// blocks without splits already give every multiprocessor one (4 * blocks
 /// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
 /// H100). Otherwise, where the cache is long enough, it is cut into splits
-/// of at least kMmaSplitRows rows at about two blocks a multiprocessor
+/// of at least kLongSplitRows rows at about two blocks a multiprocessor
 /// (half the slots): at that occupancy the kernel reads at the copy rate
 /// (B32 L4096, 256 blocks of one split: 181 us for 537 MB), and filling
 /// every slot with shorter splits only adds combine work (B8 L16384: 8
@@ -95,16 +105,9 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
 /// combine kernel on the H100 (TinyLlama B=1 1.28 against 1.25 ms/step, B1
 /// L4096 with 16 splits 16.4 against 15.4 us).
 constexpr int64_t kMaxCluster = 8;
-/// The shortest splits planDecodeMma makes at two blocks a multiprocessor;
-/// splits at least this long take the tensor-core kernel where a block of
-/// the CUDA-core kernel would serve 4 query rows (useDecodeMma). On the H100
-/// (Hq/Hkv 32/8, D 128, us, against the CUDA-core kernel's plan): 256-row
-/// splits B4 L2048 19.5 / 26.9, B8 L1024 19.1 / 27.2, B2 L4096 19.6 / 26.8
-/// (B1 L8192 20.2 / 20.5); 512-row B8 L2048 30.5 / 39.2, B2 L8192 31.0 /
-/// 38.8; 1024-row B1 L32768 53.3 / 54.5.
-constexpr int64_t kMmaSplitRows = 256;
-/// The same where a CUDA-core block serves fewer query rows (GQA groups of
-/// 1 to 3), which costs it less arithmetic per key. On the H100 (Hq/Hkv
+/// The shortest splits that take the tensor-core kernel where a CUDA-core
+/// block serves fewer than 4 query rows (GQA groups of 1 to 3): with less
+/// arithmetic per key the CUDA-core kernel wins below it. On the H100 (Hq/Hkv
 /// 32/32, D 128, us, CUDA-core against tensor-core): 256-row splits B1
 /// L2048 16.5 / 19.5-20.0; 512-row B1 L4096 28.6 / 31.0-31.4; 1024-row B1
 /// L8192 50.8-51.3 / 52.6-53.2; 2048-row B2 L8192 101.3 / 94.6-95.3, B1
@@ -117,7 +120,7 @@ constexpr int64_t kMmaQueryRows = 16;
 /// (queriesPerBlock), which would read each key and value once per block of
 /// them; and at any group where that plan is one split a block (it then
 /// writes the output itself, no combine) or its splits are long
-/// (kMmaSplitRows, kMmaSplitRowsFewQueries). On the H100 (Hq/Hkv 32/8, D
+/// (kLongSplitRows, kMmaSplitRowsFewQueries). On the H100 (Hq/Hkv 32/8, D
 /// 128, us, CUDA-core against tensor-core): one split B32 L4096 189.5-190.0
 /// / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32
 /// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
