@@ -119,7 +119,6 @@ def main():
     header = ("shape", "KV MB", "floor us", "kvc us", "kvc GB/s", "%copy", "cuDNN us", "flash us",
               "cuDNN/kvc", "flash/kvc", "kvc err", "cuDNN err")
     print("%-18s %7s %8s %8s %8s %6s %9s %9s %9s %9s %9s %9s" % header)
-    rows = []
     for batch, length, hkv, d in args.shapes:
         kv_bytes = 2 * batch * hkv * length * d * 2
         # Enough input sets to overflow the 50 MB L2.
@@ -165,7 +164,6 @@ def main():
                 100 * achieved / bw, t_cudnn, t_flash, t_cudnn / t_kvc, t_flash / t_kvc, err,
                 cudnn_err)
         print("%-18s %7.1f %8.1f %8.1f %8.0f %5.0f%% %9.1f %9.1f %8.2fx %8.2fx %9.1e %9.1e" % line)
-        rows.append(line)
         rt.set_stream(0)
         for s in sets:
             rt.destroy_cache(s["cache"])
