@@ -134,17 +134,22 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
   int64_t blocks = batch * kvHeads * chunks;
   if (4 * blocks >= slots) {
-    plan.splits = 1;
-    plan.splitLen = std::max<int64_t>(1, ceilDiv(maxKeys, kMinSplitRows)) *
-                    kMinSplitRows;
+    // One split a block; two at a head dim of at most 64 where the blocks
+    // give fewer than two a multiprocessor (a tile in flight is too few
+    // bytes there).
+    int64_t splits = headDim <= 64 && 2 * blocks < slots ? 2 : 1;
+    plan.splitLen =
+        ceilDiv(std::max<int64_t>(1, ceilDiv(maxKeys, splits)), kMinSplitRows) *
+        kMinSplitRows;
+    plan.splits = ceilDiv(std::max<int64_t>(1, maxKeys), plan.splitLen);
   } else if (!(longSplits = chooseLongSplits(plan, blocks, maxKeys, slots))) {
     chooseSplits(plan, blocks, maxKeys, slots);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
-  // All short splits in one cluster merge there: no partials, no combine
-  // (one split is a cluster of one).
-  if (plan.splits == 1 || (!longSplits && plan.splits <= kMaxCluster)) {
+  // Splits in one cluster merge there: no partials, no combine (one split
+  // is a cluster of one). Long splits do so only in pairs.
+  if (plan.splits <= 2 || (!longSplits && plan.splits <= kMaxCluster)) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};
     plan.partialOut = plan.partialMaxSum = 0;

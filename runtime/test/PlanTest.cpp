@@ -135,14 +135,22 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_EQ(clustered.combine.x, 0);
   EXPECT_EQ(clustered.partialOut, 0);
   EXPECT_EQ(clustered.partialMaxSum, 0);
-  // At batch 64 the 256 blocks give each of 132 multiprocessors one: no
-  // splits, no combine.
-  DecodePlan whole = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
+  // At batch 64 the 256 blocks give each of 132 multiprocessors one, but
+  // fewer than two: at head dim 64 two splits of 320 rows in a cluster.
+  DecodePlan pair = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
+  EXPECT_EQ(pair.splits, 2);
+  EXPECT_EQ(pair.splitLen, 320);
+  EXPECT_EQ(pair.cluster, 2);
+  EXPECT_EQ(pair.combine.x, 0);
+  // At head dim 128 one split a block: no splits, no combine.
+  DecodePlan whole = planDecodeMma(64, 4, 8, 1, 128, 640, 528);
   EXPECT_EQ(whole.splits, 1);
   EXPECT_EQ(whole.split.x, 1);
   EXPECT_EQ(whole.cluster, 1);
   EXPECT_GE(whole.splitLen, 640);
   EXPECT_EQ(whole.splitLen % kMinSplitRows, 0);
+  // So too at head dim 64 where the blocks give two a multiprocessor.
+  EXPECT_EQ(planDecodeMma(128, 4, 8, 1, 64, 640, 528).splits, 1);
   // 32 query heads on one kv head, 2 new rows: 64 query rows, 4 blocks.
   EXPECT_EQ(planDecodeMma(2, 1, 32, 2, 128, 4096, 396).split.y, 4);
   // A long cache splits past any cluster: partials and a combine.
@@ -167,10 +175,11 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(longSplits.cluster, 1);
   EXPECT_EQ(longSplits.combine.x, 8 * 32);
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, longSplits));
-  // Batch 16 over 4096 rows: 2 splits of 2048.
+  // Batch 16 over 4096 rows: 2 splits of 2048, a pair in a cluster.
   DecodePlan mid = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
   EXPECT_EQ(mid.splits, 2);
   EXPECT_EQ(mid.splitLen, 2048);
+  EXPECT_EQ(mid.cluster, 2);
   EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, mid));
   // Batch 4 over 2048 rows (32 blocks): 8 splits of 256, the shortest that
   // take the tensor cores; long splits write partials, even where a

@@ -83,15 +83,22 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
 /// a block takes up to kMmaQueryRows query rows of a kv head. Where the
 /// blocks without splits already give every multiprocessor one (4 * blocks
 /// >= slots), there is one split (TinyLlama B=64 2.05 -> 1.93 ms/step on the
-/// H100). Otherwise, where the cache is long enough, it is cut into splits
+/// H100); at a head dim of at most 64, where they give fewer than two
+/// (2 * blocks < slots), two in a cluster, since a block stages one tile of
+/// keys and one of values at a time and at D 64 that is too few bytes in
+/// flight (32/4 D64: B64 L640 23.3 -> 20.3 us, B64 L2048 56.0 -> 49.5, B48
+/// L640 20.3 -> 17.4; at D 128 no better: B24 L2048 76.0 against 82.2).
+/// Otherwise, where the cache is long enough, it is cut into splits
 /// of at least kLongSplitRows rows at about two blocks a multiprocessor
 /// (half the slots): at that occupancy the kernel reads at the copy rate
 /// (B32 L4096, 256 blocks of one split: 181 us for 537 MB), and filling
 /// every slot with shorter splits only adds combine work (B8 L16384: 8
-/// splits of 2048 189.8 us, 4 of 4096 181.2). These long splits write one
-/// partial each for the combine kernel: merged in a cluster instead they
-/// measured slower (D 128, 256-row splits: B4 L2048 22.9 against 20.4 us;
-/// 512-row: B8 L2048 35.4 against 30.9). A shorter cache gets splits that
+/// splits of 2048 189.8 us, 4 of 4096 181.2). Two long splits merge in a
+/// cluster (B32 L640 32/4 D64 14.8 against 17.4 us with partials, B32
+/// L4096 181.8 against 185.6); more write one partial each for the combine
+/// kernel, which measured faster than a cluster of them (D 128, 256-row
+/// splits: B4 L2048 20.4 against 22.9 us; 512-row: B8 L2048 30.9 against
+/// 35.4). A shorter cache gets splits that
 /// fill the slots' last wave, as planDecode's do; up to kMaxCluster of
 /// those run as one thread-block cluster that merges them in shared memory
 /// and writes the output itself (TinyLlama B=16, 5 splits of 128 rows: 1.60
