@@ -1,0 +1,13 @@
+# Runs the one-kernel batch-1 decode probe (decode-cluster.cu) over a few
+# cluster sizes, tile rows and ring depths (GPU machine), next to kvc's
+# decode of the same shape. bench/RESULTS.md has the numbers.
+cd "$(dirname "$0")" || exit 1
+nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o /tmp/decode-cluster decode-cluster.cu || exit 1
+for args in "--splits 16 --rows 32 --stages 4" "--splits 16 --rows 32 --stages 2 --math 0" \
+    "--splits 16 --rows 32 --stages 4 --math 0" "--splits 16 --rows 32 --stages 8 --math 0" \
+    "--splits 16 --rows 64 --stages 4 --math 0" "--splits 8 --rows 64 --stages 4 --math 0" \
+    "--splits 8 --rows 64 --stages 6 --math 0" "--splits 16 --rows 128 --stages 2 --math 0" \
+    "--splits 16 --rows 32 --stages 4 --math 0 --len 8192" \
+    "--splits 16 --rows 64 --stages 6 --math 0 --len 32768"; do
+  timeout 60 /tmp/decode-cluster $args || echo "exit $? ($args)"
+done
