@@ -199,8 +199,9 @@ std::string appendRotaryKernel(int64_t headDim, DType type) {
 
 std::string decodeSplitKernel(int64_t headDim, int64_t group, DType type,
                               bool single) {
-  return std::string(single ? "kvc_decode_split1_d" : "kvc_decode_split_d") + std::to_string(headDim) + "_g" +
-         std::to_string(group) + "_" + name(type);
+  return std::string(single ? "kvc_decode_split1_d" : "kvc_decode_split_d") +
+         std::to_string(headDim) + "_g" + std::to_string(group) + "_" +
+         name(type);
 }
 
 std::string decodeMmaKernel(int64_t headDim, int64_t group, DType type) {
