@@ -12,6 +12,9 @@
 // float reference on the host first.
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a decode-cluster.cu
 //   ./a.out [--len 4096] [--splits 16] [--rows 32] [--stages 4] [--math 1]
+//           [--cluster 1]
+// --cluster 0 launches the splits without clusters: each writes a partial
+// and a combine kernel (a block per query row) merges them.
 // --math 0 only reads the tiles (the output is then wrong): the floor of
 // this data movement and merge, whatever does the math.
 #include "probe-common.cuh"
@@ -25,17 +28,19 @@ namespace cg = cooperative_groups;
 constexpr int kD = 128, kG = 4, kHkv = 8;
 
 struct Args {
-  int len = 4096, splits = 16, rows = 32, stages = 4, math = 1;
+  int len = 4096, splits = 16, rows = 32, stages = 4, math = 1, cluster = 1;
 };
 
 // q [Hkv*G][D] bf16, k/v [Hkv][len][D] bf16, out [Hkv*G][D] bf16.
 __global__ void __launch_bounds__(128)
     decodeCluster(const __nv_bfloat16 *q, const __nv_bfloat16 *k,
-                  const __nv_bfloat16 *v, __nv_bfloat16 *out, int len,
-                  int rows, int stages, int math, float scale) {
+                  const __nv_bfloat16 *v, __nv_bfloat16 *out, float *partials,
+                  int len, int rows, int stages, int math, float scale) {
   extern __shared__ __align__(128) unsigned char dyn[];
   cg::cluster_group cluster = cg::this_cluster();
-  const int split = cluster.block_rank(), splits = cluster.num_blocks();
+  // Without a cluster (`partials`) the splits are blockIdx.x of gridDim.x.
+  const int split = partials ? blockIdx.x : cluster.block_rank();
+  const int splits = partials ? gridDim.x : cluster.num_blocks();
   const int head = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int splitLen = len / splits, start = split * splitLen;
   const int tiles = splitLen / rows;
@@ -128,6 +133,16 @@ __global__ void __launch_bounds__(128)
     ml[2 * warp] = m;
     ml[2 * warp + 1] = l;
   }
+  if (partials) {
+    // (m, l, acc[D]) per query row of this split, for the combine kernel.
+    __syncthreads();
+    float *p = partials + ((size_t)head * splits + split) * kG * (kD + 2);
+    for (int i = threadIdx.x; i < kG * kD; i += blockDim.x)
+      p[(i / kD) * (kD + 2) + 2 + i % kD] = os[i];
+    if (threadIdx.x < 2 * kG)
+      p[(threadIdx.x / 2) * (kD + 2) + threadIdx.x % 2] = ml[threadIdx.x];
+    return;
+  }
   cluster.sync();
   // Block `split` merges outputs split, split + S, ... of the G x D.
   for (int i = split * blockDim.x + threadIdx.x; i < kG * kD; i += splits * blockDim.x) {
@@ -147,12 +162,34 @@ __global__ void __launch_bounds__(128)
   cluster.sync();
 }
 
+// One block per query row (head * G + g): merges the splits' partials.
+__global__ void __launch_bounds__(128)
+    combine(const float *partials, __nv_bfloat16 *out, int splits) {
+  const int row = blockIdx.x, head = row / kG, g = row % kG;
+  if (threadIdx.x >= kD)
+    return;
+  auto at = [&](int s) {
+    return partials + (((size_t)head * splits + s) * kG + g) * (kD + 2);
+  };
+  float mAll = -1e30f;
+  for (int s = 0; s < splits; ++s)
+    mAll = fmaxf(mAll, at(s)[0]);
+  float sum = 0, o = 0;
+  for (int s = 0; s < splits; ++s) {
+    const float w = exp2f(at(s)[0] - mAll);
+    sum += at(s)[1] * w;
+    o += at(s)[2 + threadIdx.x] * w;
+  }
+  out[(size_t)row * kD + threadIdx.x] = __float2bfloat16(o / sum);
+}
+
 static size_t sharedBytes(const Args &a) {
   return 256 + 2 * (size_t)a.rows * kD * 2 * a.stages + (2 * kG * kD + 2 * kG) * 4;
 }
 
 static void launch(const Args &a, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
-                   const __nv_bfloat16 *v, __nv_bfloat16 *out, cudaStream_t stream) {
+                   const __nv_bfloat16 *v, __nv_bfloat16 *out, float *partials,
+                   cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(a.splits, kHkv, 1);
   config.blockDim = dim3(128, 1, 1);
@@ -164,9 +201,12 @@ static void launch(const Args &a, const __nv_bfloat16 *q, const __nv_bfloat16 *k
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
   config.attrs = attr;
-  config.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&config, decodeCluster, q, k, v, out, a.len, a.rows, a.stages, a.math,
-                        1.0f / std::sqrt((float)kD)));
+  config.numAttrs = a.cluster ? 1 : 0;
+  float *p = a.cluster ? nullptr : partials;
+  CK(cudaLaunchKernelEx(&config, decodeCluster, q, k, v, out, p, a.len, a.rows, a.stages,
+                        a.math, 1.0f / std::sqrt((float)kD)));
+  if (!a.cluster)
+    combine<<<kHkv * kG, 128, 0, stream>>>(partials, out, a.splits);
 }
 
 static float bf(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -179,6 +219,7 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--rows")) a.rows = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--stages")) a.stages = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--math")) a.math = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--cluster")) a.cluster = std::atoi(argv[i + 1]);
   }
   if (a.len % (a.splits * a.rows) || a.rows % 32) {
     std::fprintf(stderr, "len must be a multiple of splits x rows, rows of 32\n");
@@ -191,6 +232,8 @@ int main(int argc, char **argv) {
   const size_t cacheElems = (size_t)kHkv * a.len * kD, qElems = (size_t)kHkv * kG * kD;
   std::vector<__nv_bfloat16 *> ks(caches), vs(caches);
   __nv_bfloat16 *q, *out;
+  float *partials;
+  CK(cudaMalloc(&partials, (size_t)kHkv * a.splits * kG * (kD + 2) * 4));
   CK(cudaMalloc(&q, qElems * 2));
   CK(cudaMalloc(&out, qElems * 2));
   fill<<<256, 256>>>(q, qElems, 1.0f, 7);
@@ -202,7 +245,7 @@ int main(int argc, char **argv) {
   }
   cudaStream_t stream;
   CK(cudaStreamCreate(&stream));
-  launch(a, q, ks[0], vs[0], out, stream);
+  launch(a, q, ks[0], vs[0], out, partials, stream);
   CK(cudaStreamSynchronize(stream));
   // Float reference of cache 0.
   std::vector<__nv_bfloat16> hq(qElems), hk(cacheElems), hv(cacheElems), ho(qElems);
@@ -263,13 +306,13 @@ int main(int argc, char **argv) {
   };
   unsigned *sink;
   CK(cudaMalloc(&sink, 4));
-  float us = timeGraph([&](int c) { launch(a, q, ks[c], vs[c], out, stream); });
+  float us = timeGraph([&](int c) { launch(a, q, ks[c], vs[c], out, partials, stream); });
   float read = timeGraph([&](int c) {
     readAll<<<528, 512, 0, stream>>>(reinterpret_cast<const uint4 *>(ks[c]), cacheElems / 8, sink);
     readAll<<<528, 512, 0, stream>>>(reinterpret_cast<const uint4 *>(vs[c]), cacheElems / 8, sink);
   });
-  std::printf("len %d splits %d rows %d stages %d math %d smem %zu B: %.2f us (rel err %.1e); "
+  std::printf("len %d splits %d cluster %d rows %d stages %d math %d smem %zu B: %.2f us (rel err %.1e); "
               "plain read of k and v (two kernels) %.2f us\n",
-              a.len, a.splits, a.rows, a.stages, a.math, sharedBytes(a), us, worst, read);
+              a.len, a.splits, a.cluster, a.rows, a.stages, a.math, sharedBytes(a), us, worst, read);
   return 0;
 }

@@ -8,6 +8,15 @@ for args in "--splits 16 --rows 32 --stages 4" "--splits 16 --rows 32 --stages 2
     "--splits 16 --rows 64 --stages 4 --math 0" "--splits 8 --rows 64 --stages 4 --math 0" \
     "--splits 8 --rows 64 --stages 6 --math 0" "--splits 16 --rows 128 --stages 2 --math 0" \
     "--splits 16 --rows 32 --stages 4 --math 0 --len 8192" \
-    "--splits 16 --rows 64 --stages 6 --math 0 --len 32768"; do
+    "--splits 16 --rows 64 --stages 6 --math 0 --len 32768" \
+    "--cluster 0 --splits 16 --rows 32 --stages 4" \
+    "--cluster 0 --splits 16 --rows 32 --stages 2 --math 0" \
+    "--cluster 0 --splits 16 --rows 32 --stages 4 --math 0" \
+    "--cluster 0 --splits 16 --rows 32 --stages 8 --math 0" \
+    "--cluster 0 --splits 16 --rows 64 --stages 4 --math 0" \
+    "--cluster 0 --splits 32 --rows 32 --stages 4 --math 0" \
+    "--cluster 0 --splits 32 --rows 64 --stages 2 --math 0" \
+    "--cluster 0 --splits 64 --rows 32 --stages 2 --math 0" \
+    "--cluster 0 --splits 8 --rows 64 --stages 6 --math 0"; do
   timeout 60 /tmp/decode-cluster $args || echo "exit $? ($args)"
 done
