@@ -1,15 +1,15 @@
 // Probe (not part of kvc): can a batch-1 decode (Hq 32, Hkv 8, D 128, bf16)
-// over a 4096-row cache run in one kernel, with no combine, under 12 us?
-// Each kv head is a cluster of S blocks (non-portable above 8); a block
-// streams its split of keys and values through a ring of `stages` shared-
-// memory tiles of `rows` rows, filled by bulk copies (cp.async.bulk) that
-// complete on mbarriers, so that a block keeps stages x rows x 512 bytes in
-// flight instead of one tile; the math is on CUDA cores (warp w takes query
-// row w, lane l key row l of a 32-row slice); the cluster merges its splits
-// through distributed shared memory and writes the output. Timed as kvc's
-// bench times (a CUDA graph of 16 calls over 8 caches, 134 MB against a
-// 50 MB L2), next to a plain read of the same bytes. Checked against a
-// float reference on the host first.
+// over a 4096-row cache get under 12 us if each split block keeps more of
+// its keys and values in flight? A block streams its split through a ring
+// of `stages` shared-memory tiles of `rows` rows, filled by bulk copies
+// (cp.async.bulk) that complete on mbarriers, so that it keeps stages x
+// rows x 512 bytes in flight instead of one tile; the math is on CUDA cores
+// (warp w takes query row w, lane l key row l of a 32-row slice). Each kv
+// head is a cluster of S blocks (non-portable above 8) that merges its
+// splits through distributed shared memory and writes the output: one
+// kernel, no combine. Timed as kvc's bench times (a CUDA graph of 16 calls
+// over 8 caches, 134 MB against a 50 MB L2), next to a plain read of the
+// same bytes. Checked against a float reference on the host first.
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a decode-cluster.cu
 //   ./a.out [--len 4096] [--splits 16] [--rows 32] [--stages 4] [--math 1]
 //           [--cluster 1]
