@@ -131,9 +131,16 @@ constexpr int64_t kMmaQueryRows = 16;
 /// 128, us, CUDA-core against tensor-core): one split B32 L4096 189.5-190.0
 /// / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32
 /// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
-/// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows.
+/// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows. With
+/// 1 to 3 query rows per kv head one split a block takes them only where
+/// its blocks give every multiprocessor two (2 * blocks >= `slots`, the
+/// tensor-core kernel's) or the cache is too short for two long splits:
+/// Hq/Hkv 32/32 B8 L512 (256 blocks) 30.4-30.8 us one split, 27.9 with the
+/// CUDA-core kernel's 2 splits of 256 rows (B5 L512 23.7-23.9 -> 19.8-20.3,
+/// B8 L1024 52.2-52.8 -> 49.9-51.4); B16 L512 50.7-50.8 against 53.1-53.2;
+/// B6 L256 15.9-16.0 one split, 17.3-17.7 in 4 CUDA-core splits of 64.
 bool useDecodeMma(int64_t group, int64_t rows, DType type,
-                  const DecodePlan &mmaPlan);
+                  const DecodePlan &mmaPlan, int64_t slots);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
 /// headDim).
