@@ -75,17 +75,18 @@ static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
   plan.partialMaxSum = queryRows * plan.splits * 2;
 }
 
-/// Splits of at least kLongSplitRows rows for `blocks` blocks per split that
-/// take about half of `slots` (two blocks a multiprocessor for the
-/// tensor-core kernel), or none (false) if the cache is too short for them.
-/// The split count rounds down, or to the nearest where `nearest`.
+/// Splits of at least `minRows` rows for `blocks` blocks per split that take
+/// about half of `slots` (two blocks a multiprocessor for the tensor-core
+/// kernel), or none (false) if the cache is too short for them. The split
+/// count rounds down, or to the nearest where `nearest`.
 static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
-                             int64_t slots, bool nearest = false) {
+                             int64_t slots, bool nearest = false,
+                             int64_t minRows = kLongSplitRows) {
   int64_t half = slots / 2 + (nearest ? blocks / 2 : 0);
   int64_t splits = std::max<int64_t>(1, half / blocks);
   int64_t len =
       ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
-  if (len < kLongSplitRows)
+  if (len < minRows)
     return false;
   plan.splits = ceilDiv(maxKeys, len);
   plan.splitLen = len;
@@ -103,11 +104,15 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   slots = std::max<int64_t>(1, slots);
   int64_t chunks = group * rows / queriesPerBlock(group);
   int64_t blocks = batch * kvHeads * chunks;
-  // The split count nearest to half the slots where those are long: Hq/Hkv
-  // 32/32 B8 L512 (256 blocks, 792 slots) 2 splits of 256 rows, 27.9 us,
-  // where one split a block took 30.4-30.8.
+  // At 1-3 query rows the split count nearest half the slots: from 1.2
+  // blocks a multiprocessor (slots / 5) splits of kFewQuerySplitRows rows
+  // do, below that only long ones (fewer blocks measured faster in many
+  // short splits: B1 L1024 11.0 against 11.5 us in 8 of 128).
+  int64_t fewQueryRows = 5 * blocks >= slots ? kFewQuerySplitRows
+                                             : kLongSplitRows;
   if (!(fewQueries(group) &&
-        (chooseLongSplits(plan, blocks, maxKeys, slots, /*nearest=*/true) ||
+        (chooseLongSplits(plan, blocks, maxKeys, slots, /*nearest=*/true,
+                          fewQueryRows) ||
          chooseLongSplits(plan, blocks, maxKeys, slots)))) {
     chooseSplits(plan, blocks, maxKeys, slots);
     int64_t steps =
@@ -123,14 +128,15 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   return plan;
 }
 
-bool useDecodeMma(int64_t group, int64_t rows, DType type,
+bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
                   const DecodePlan &mmaPlan, int64_t slots) {
   int64_t longSplit =
       fewQueries(group) ? kMmaSplitRowsFewQueries : kLongSplitRows;
   int64_t blocks = mmaPlan.split.y * mmaPlan.split.z;
+  bool filled = headDim > 64 ? 4 * blocks >= 3 * slots : 2 * blocks >= slots;
   bool oneSplit = mmaPlan.splits == 1 &&
-                  (!fewQueries(group) || 2 * blocks >= slots ||
-                   mmaPlan.splitLen < 2 * kLongSplitRows);
+                  (!fewQueries(group) || filled ||
+                   mmaPlan.splitLen < 2 * kFewQuerySplitRows);
   return type != DType::F32 &&
          (group * rows > queriesPerBlock(group) || oneSplit ||
           mmaPlan.splitLen >= longSplit);

@@ -372,7 +372,7 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
       return false;
     plan = planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
                          resident * multiprocessors_);
-    tensorCores = useDecodeMma(group, rows, c.type, plan,
+    tensorCores = useDecodeMma(group, rows, c.headDim, c.type, plan,
                                resident * multiprocessors_);
   }
   if (tensorCores) {

@@ -1,4 +1,5 @@
-//===- PlanTest.cpp - launch planning of the kvc runtime -------------------===//
+//===- PlanTest.cpp - launch planning of the kvc runtime
+//-------------------===//
 #include "kvc/rt/Plan.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +40,9 @@ TEST(PlanDecode, SmallBatchSplitsToFillTheMultiprocessors) {
 TEST(PlanDecode, LastWaveIsFull) {
   // The benchmark shapes: no plan may leave most of a last wave idle.
   for (auto [batch, length] : {std::pair<int64_t, int64_t>{1, 32768},
-                               {8, 16384}, {32, 4096}, {64, 2048}}) {
+                               {8, 16384},
+                               {32, 4096},
+                               {64, 2048}}) {
     DecodePlan plan = planDecode(batch, 8, 4, 1, 128, length, kH100);
     expectCovers(plan, length);
     EXPECT_GE(lastWaveFill(plan, kH100), 0.9) << "B" << batch << " L" << length;
@@ -110,10 +113,10 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   DecodePlan short64;
   short64.splits = 10;
   short64.splitLen = 64;
-  EXPECT_TRUE(useDecodeMma(8, 1, DType::BF16, short64, 528));
-  EXPECT_TRUE(useDecodeMma(4, 2, DType::F16, short64, 528));
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, short64, 528));
-  EXPECT_FALSE(useDecodeMma(8, 1, DType::F32, short64, 528));
+  EXPECT_TRUE(useDecodeMma(8, 1, 128, DType::BF16, short64, 528));
+  EXPECT_TRUE(useDecodeMma(4, 2, 128, DType::F16, short64, 528));
+  EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::BF16, short64, 528));
+  EXPECT_FALSE(useDecodeMma(8, 1, 128, DType::F32, short64, 528));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
   // and 16 query rows; splits of 64 rows (10) fill part of one wave, more
   // than a cluster holds: a partial each.
@@ -163,9 +166,9 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   DecodePlan whole = planDecodeMma(32, 8, 4, 1, 128, 4096, 528);
   EXPECT_EQ(whole.splits, 1);
   EXPECT_EQ(whole.combine.x, 0);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, whole, 528));
-  EXPECT_TRUE(useDecodeMma(1, 1, DType::F16, whole, 528));
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::F32, whole, 528));
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, whole, 528));
+  EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::F16, whole, 528));
+  EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::F32, whole, 528));
   // Batch 8 over 16384 rows (64 blocks): 4 splits of 4096, two blocks a
   // multiprocessor, too long for a cluster (partials and the combine), long
   // enough for the tensor cores.
@@ -174,13 +177,13 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(longSplits.splitLen, 4096);
   EXPECT_EQ(longSplits.cluster, 1);
   EXPECT_EQ(longSplits.combine.x, 8 * 32);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, longSplits, 528));
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, longSplits, 528));
   // Batch 16 over 4096 rows: 2 splits of 2048, a pair in a cluster.
   DecodePlan mid = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
   EXPECT_EQ(mid.splits, 2);
   EXPECT_EQ(mid.splitLen, 2048);
   EXPECT_EQ(mid.cluster, 2);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, mid, 528));
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, mid, 528));
   // Batch 4 over 2048 rows (32 blocks): 8 splits of 256, the shortest that
   // take the tensor cores; long splits write partials, even where a
   // cluster would hold them all.
@@ -189,42 +192,55 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(shortest.splitLen, kLongSplitRows);
   EXPECT_EQ(shortest.cluster, 1);
   EXPECT_EQ(shortest.combine.x, 4 * 32);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, shortest, 528));
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, shortest, 528));
   // With one query row per kv head the CUDA-core kernel does less per key:
   // it keeps splits shorter than kMmaSplitRowsFewQueries.
-  EXPECT_FALSE(useDecodeMma(1, 1, DType::BF16, shortest, 528));
+  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16, shortest, 528));
   DecodePlan fewQueries = planDecodeMma(1, 32, 1, 1, 128, 16384, 528);
   EXPECT_EQ(fewQueries.splitLen, kMmaSplitRowsFewQueries);
-  EXPECT_TRUE(useDecodeMma(1, 1, DType::BF16, fewQueries, 528));
+  EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::BF16, fewQueries, 528));
   // Batch 1 over 4096 rows: two blocks a multiprocessor would be splits of
   // 128, too short; the splits fill the wave, the CUDA-core kernel.
   DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 4096, 528);
   EXPECT_LT(one.splitLen, kLongSplitRows);
-  EXPECT_FALSE(useDecodeMma(4, 1, DType::BF16, one, 528));
+  EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::BF16, one, 528));
 }
 
-TEST(PlanDecode, FewQueriesTakeOneTensorCoreSplitFromTwoBlocksPerSM) {
+TEST(PlanDecode, FewQueriesTakeOneTensorCoreSplitFromThreeQuartersOfSlots) {
   // Hq/Hkv 32/32 at batch 8 over 512 rows: the tensor-core plan's 256
-  // blocks of one split give a multiprocessor fewer than two; the CUDA-core
-  // kernel takes 2 splits of 256 (the count nearest half its 792 slots).
+  // blocks of one split fill under three quarters of its 528 slots; the
+  // CUDA-core kernel takes 2 splits of 256 (the count nearest half its 792).
   DecodePlan mma8 = planDecodeMma(8, 32, 1, 1, 128, 512, 528);
   EXPECT_EQ(mma8.splits, 1);
-  EXPECT_FALSE(useDecodeMma(1, 1, DType::BF16, mma8, 528));
+  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16, mma8, 528));
   DecodePlan cudaCores = planDecode(8, 32, 1, 1, 128, 512, 792);
   EXPECT_EQ(cudaCores.splits, 2);
   EXPECT_EQ(cudaCores.splitLen, 256);
-  // Over 256 rows (too short for two long splits) one split still.
-  DecodePlan short8 = planDecodeMma(8, 32, 1, 1, 128, 256, 528);
-  EXPECT_TRUE(useDecodeMma(1, 1, DType::BF16, short8, 528));
+  // Over 256 rows: 2 splits of kFewQuerySplitRows.
+  DecodePlan short8 = planDecode(8, 32, 1, 1, 128, 256, 792);
+  EXPECT_EQ(short8.splits, 2);
+  EXPECT_EQ(short8.splitLen, kFewQuerySplitRows);
+  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16,
+                            planDecodeMma(8, 32, 1, 1, 128, 256, 528), 528));
+  // Batch 12 (384 blocks): one CUDA-core split.
+  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16,
+                            planDecodeMma(12, 32, 1, 1, 128, 256, 528), 528));
+  EXPECT_EQ(planDecode(12, 32, 1, 1, 128, 256, 792).splits, 1);
+  // A cache shorter than two such splits keeps the one tensor-core split.
+  EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::BF16,
+                           planDecodeMma(8, 32, 1, 1, 128, 192, 528), 528));
+  // At head dim 64 one split a block from half the slots (384 blocks).
+  EXPECT_TRUE(useDecodeMma(1, 1, 64, DType::BF16,
+                           planDecodeMma(12, 32, 1, 1, 64, 512, 528), 528));
   // At batch 16 (512 blocks) one tensor-core split a block.
   DecodePlan mma16 = planDecodeMma(16, 32, 1, 1, 128, 512, 528);
   EXPECT_EQ(mma16.splits, 1);
-  EXPECT_TRUE(useDecodeMma(1, 1, DType::BF16, mma16, 528));
+  EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::BF16, mma16, 528));
   // At 4 query rows per kv head one split a block takes the tensor cores
   // from one block per multiprocessor (Hq/Hkv 32/8 batch 17: 136 blocks).
   DecodePlan group4 = planDecodeMma(17, 8, 4, 1, 128, 512, 528);
   EXPECT_EQ(group4.splits, 1);
-  EXPECT_TRUE(useDecodeMma(4, 1, DType::BF16, group4, 528));
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, group4, 528));
 }
 
 TEST(PlanAppend, OneThreadPerSixteenBytes) {
@@ -246,8 +262,10 @@ TEST(Shapes, HeadDimsAndGroups) {
 // test/Conversion/kvc-kernels.mlir checks the same strings on its side.
 TEST(Names, MatchTheCompiler) {
   EXPECT_EQ(appendKernel(128, DType::BF16), "kvc_append_d128_bf16");
-  EXPECT_EQ(decodeSplitKernel(64, 4, DType::F16), "kvc_decode_split_d64_g4_f16");
-  EXPECT_EQ(decodeCombineKernel(128, DType::F32), "kvc_decode_combine_d128_f32");
+  EXPECT_EQ(decodeSplitKernel(64, 4, DType::F16),
+            "kvc_decode_split_d64_g4_f16");
+  EXPECT_EQ(decodeCombineKernel(128, DType::F32),
+            "kvc_decode_combine_d128_f32");
   EXPECT_STREQ(kSetLengthsKernel, "kvc_set_lengths");
   EXPECT_EQ(queriesPerBlock(4), 4);
   EXPECT_EQ(queriesPerBlock(8), 4);

@@ -59,16 +59,25 @@ constexpr int64_t kMinSplitRows = 64;
 /// 512-row B8 L2048 30.5 / 39.2, B2 L8192 31.0 / 38.8; 1024-row B1 L32768
 /// 53.3 / 54.5.
 constexpr int64_t kLongSplitRows = 256;
+/// The shortest splits of planDecode where a block serves fewer than 4 query
+/// rows: the count nearest half the slots, at least this many rows each. On
+/// the H100 (Hq/Hkv 32/32, D 128, us, CUDA-core splits of 64 / 128 / 192 /
+/// 256 rows / one tensor-core split): B6 L256 17.1 / 13.7 / 14.8 / 14.9 /
+/// 15.9, B8 L256 18.5 / 16.4 / 17.5 / 17.1 / 19.1, B12 L256 25.7 / 24.4 /
+/// 24.5 / 22.4 / 26.0, B6 L384 21.0 / 18.7 / 18.2 / 19.1 / 21.4, B8 L384
+/// 26.4 / 25.5 / 22.6 / 23.1 / 25.1.
+constexpr int64_t kFewQuerySplitRows = 128;
 /// Plans a decode of `rows` new query rows per sequence for `batch`
 /// sequences of `kvHeads` key/value heads, `group` query heads each, over at
 /// most `maxKeys` cache rows, on a GPU that runs `slots` split blocks at once
 /// (multiprocessors times resident blocks each). Batch, heads and query
 /// chunks give the blocks; splitting the cache rows multiplies them. Where
 /// a block serves fewer than 4 query rows (GQA groups of 1 to 3) and the
-/// cache is long enough, the splits are those of planDecodeMma: at least
-/// kLongSplitRows rows at about half the slots, since such blocks do little
-/// arithmetic per key and longer splits save combine work (H100, Hq/Hkv
-/// 32/32, D 128: B4 L1024 33.8 -> 28.5 us, B2 L2048 30.0 -> 28.5).
+/// cache is long enough, the splits take about half the slots (the count
+/// nearest it), at least kFewQuerySplitRows rows each, since such blocks do
+/// little arithmetic per key and longer splits save combine work (H100,
+/// Hq/Hkv 32/32, D 128: B4 L1024 33.8 -> 28.5 us, B2 L2048 30.0 -> 28.5; B8
+/// L512 2 splits of 256 rows 28.0, where one tensor-core split took 30.6).
 /// Otherwise the split count is the one whose blocks fill their last wave
 /// best (a wave that is 10% full costs as much as a full one), the fewest
 /// on a tie, never leaving a split under `kMinSplitRows` rows. If even
@@ -133,13 +142,14 @@ constexpr int64_t kMmaQueryRows = 16;
 /// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
 /// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows. With
 /// 1 to 3 query rows per kv head one split a block takes them only where
-/// its blocks give every multiprocessor two (2 * blocks >= `slots`, the
-/// tensor-core kernel's) or the cache is too short for two long splits:
-/// Hq/Hkv 32/32 B8 L512 (256 blocks) 30.4-30.8 us one split, 27.9 with the
-/// CUDA-core kernel's 2 splits of 256 rows (B5 L512 23.7-23.9 -> 19.8-20.3,
-/// B8 L1024 52.2-52.8 -> 49.9-51.4); B16 L512 50.7-50.8 against 53.1-53.2;
-/// B6 L256 15.9-16.0 one split, 17.3-17.7 in 4 CUDA-core splits of 64.
-bool useDecodeMma(int64_t group, int64_t rows, DType type,
+/// its blocks fill three quarters of `slots` (the tensor-core kernel's;
+/// half at head dims up to 64) or the cache is too short for two splits of
+/// kFewQuerySplitRows: Hq/Hkv 32/32 D 128 (us, one tensor-core split / the
+/// CUDA-core plan) B8 L512 (256 blocks) 30.4-30.8 / 27.9, B5 L512 23.7-23.9
+/// / 19.8-20.3, B12 L512 (384 blocks) 44.5 / 39.2; but B16 L512 (512
+/// blocks) 50.7-50.8 / 53.1-53.2, B16 L256 28.7 / 30.2-32.4; D 64 B12 L512
+/// 22.4 / 23.3.
+bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
                   const DecodePlan &mmaPlan, int64_t slots);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
