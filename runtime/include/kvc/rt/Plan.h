@@ -62,12 +62,12 @@ constexpr int64_t kLongSplitRows = 256;
 /// The shortest splits of planDecode where a block serves fewer than 4 query
 /// rows and the blocks give at least 1.2 a multiprocessor (a fifth of the
 /// slots; fewer blocks keep kLongSplitRows): the count nearest half the
-/// slots, at least this many rows each. On
-/// the H100 (Hq/Hkv 32/32, D 128, us, CUDA-core splits of 64 / 128 / 192 /
-/// 256 rows / one tensor-core split): B6 L256 17.1 / 13.7 / 14.8 / 14.9 /
-/// 15.9, B8 L256 18.5 / 16.4 / 17.5 / 17.1 / 19.1, B12 L256 25.7 / 24.4 /
-/// 24.5 / 22.4 / 26.0, B6 L384 21.0 / 18.7 / 18.2 / 19.1 / 21.4, B8 L384
-/// 26.4 / 25.5 / 22.6 / 23.1 / 25.1.
+/// slots, at least this many rows each. On the H100 (Hq/Hkv 32/32, D 128,
+/// us, CUDA-core splits of 64 / 128 / 192 / 256 rows / one tensor-core
+/// split): B6 L256 17.1 / 13.7 / 14.8 / 14.9 / 15.9, B8 L256 18.5 / 16.4 /
+/// 17.5 / 17.1 / 19.1, B12 L256 25.7 / 24.4 / 24.5 / 22.4 / 26.0, B6 L384
+/// 21.0 / 18.7 / 18.2 / 19.1 / 21.4, B8 L384 26.4 / 25.5 / 22.6 / 23.1 /
+/// 25.1.
 constexpr int64_t kFewQuerySplitRows = 128;
 /// Plans a decode of `rows` new query rows per sequence for `batch`
 /// sequences of `kvHeads` key/value heads, `group` query heads each, over at
@@ -77,10 +77,10 @@ constexpr int64_t kFewQuerySplitRows = 128;
 /// a block serves fewer than 4 query rows (GQA groups of 1 to 3) and the
 /// cache is long enough, the splits take about half the slots (the count
 /// nearest it), at least kFewQuerySplitRows rows each (kLongSplitRows below
-/// a fifth of the slots' blocks), since such blocks do
-/// little arithmetic per key and longer splits save combine work (H100,
-/// Hq/Hkv 32/32, D 128: B4 L1024 33.8 -> 28.5 us, B2 L2048 30.0 -> 28.5; B8
-/// L512 2 splits of 256 rows 28.0, where one tensor-core split took 30.6).
+/// a fifth of the slots' blocks), since such blocks do little arithmetic per
+/// key and longer splits save combine work (H100, Hq/Hkv 32/32, D 128: B4
+/// L1024 33.8 -> 28.5 us, B2 L2048 30.0 -> 28.5; B8 L512 2 splits of 256
+/// rows 28.0, where one tensor-core split took 30.6).
 /// Otherwise the split count is the one whose blocks fill their last wave
 /// best (a wave that is 10% full costs as much as a full one), the fewest
 /// on a tie, never leaving a split under `kMinSplitRows` rows. If even
