@@ -44,7 +44,8 @@ static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   double best = -1;
   for (int64_t splits = 1; splits <= most; ++splits) {
     // Splits that round to the same rows per split are the same plan.
-    int64_t len = ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
+    int64_t len =
+        ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
     int64_t actual = ceilDiv(maxKeys, len);
     if (actual != splits)
       continue;
