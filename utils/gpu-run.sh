@@ -67,8 +67,8 @@ CFG
       # (32/4 D64, 640 rows) at batch 1, 16 and 64.
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         --shapes 1:8192 2:4096 4:2048 8:1024 1:16384 2:8192 8:2048 1:640:4:64 \
-        16:640:4:64 64:640:4:64 16:1024:4:64 16:2048:4:64 1:4096:32 4:1024:32 \
-        1:16384:32 \
+        16:640:4:64 64:640:4:64 32:640:4:64 16:1024:4:64 16:2048:4:64 \
+        1:4096:32 4:1024:32 1:16384:32 8:256:32 8:512:32 12:512:32 16:512:32 \
         2>&1 | tee "$out/bench-shapes.log" ;;
     matmul)
       python3 test/Integration/CUDA/matmul.py --runtime $rt --kernels $kernels \
