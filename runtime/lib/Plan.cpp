@@ -108,7 +108,8 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   // At 1-3 query rows the split count nearest half the slots: from 1.2
   // blocks a multiprocessor (slots / 5) splits of kFewQuerySplitRows rows
   // do, below that only long ones (fewer blocks measured faster in many
-  // short splits: B1 L1024 11.0 against 11.5 us in 8 of 128).
+  // short splits: B1 L1024 11.0 against 11.5 us in 8 of 128). Where the
+  // nearest count makes them too short, the count rounded down may not.
   int64_t fewQueryRows = 5 * blocks >= slots ? kFewQuerySplitRows
                                              : kLongSplitRows;
   if (!(fewQueries(group) &&

@@ -370,10 +370,10 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   if (hasKernel(mma)) {
     if (!residentBlocks(mma, &resident))
       return false;
+    int64_t slots = resident * multiprocessors_;
     plan = planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
-                         resident * multiprocessors_);
-    tensorCores = useDecodeMma(group, rows, c.headDim, c.type, plan,
-                               resident * multiprocessors_);
+                         slots);
+    tensorCores = useDecodeMma(group, rows, c.headDim, c.type, plan, slots);
   }
   if (tensorCores) {
     split = mma;
