@@ -21,7 +21,7 @@ const char *name(DType type) {
 int64_t sizeOf(DType type) { return type == DType::F32 ? 4 : 2; }
 
 int64_t queriesPerBlock(int64_t group) {
-  int64_t q = std::min<int64_t>(group, 4);
+  int64_t q = std::min<int64_t>(group, kCudaCoreQueryRows);
   while (group % q)
     --q;
   return q;
@@ -96,7 +96,40 @@ static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
 
 /// Whether a CUDA-core block serves fewer than 4 query rows (GQA groups of
 /// 1 to 3), so that it does little arithmetic per key it reads.
-static bool fewQueries(int64_t group) { return queriesPerBlock(group) < 4; }
+static bool fewQueries(int64_t group) {
+  return queriesPerBlock(group) < kCudaCoreQueryRows;
+}
+
+/// planDecodeMma's splits where long ones do not fit in half the slots. Where
+/// the blocks of kMinSplitRows-row splits would be at most one per
+/// multiprocessor (a quarter of `slots`) and one cluster holds the splits,
+/// those, since each block's time is then its chain of tiles (Hq/Hkv 32/4
+/// D 64, us, 64-row / 128-row splits: B1 L512 5.1 / 5.5, B2 L384 5.0 / 5.6;
+/// 32/1 D 128 B1 L512 6.7 / 7.7), unless `cudaCoreFits` (useDecodeMma then
+/// gives such splits to the CUDA-core kernel). Otherwise at least kMmaMinSplitRows rows each, as many as
+/// fit in three quarters of `slots` at a head dim of at most 64 (half
+/// above, where a tile is twice the bytes).
+static void chooseShortMmaSplits(DecodePlan &plan, int64_t blocks,
+                                 int64_t maxKeys, int64_t slots,
+                                 int64_t headDim, bool cudaCoreFits) {
+  maxKeys = std::max<int64_t>(1, maxKeys);
+  auto rounded = [](int64_t rows) {
+    return ceilDiv(rows, kMinSplitRows) * kMinSplitRows;
+  };
+  int64_t shortest = ceilDiv(maxKeys, kMinSplitRows);
+  if (!cudaCoreFits && shortest <= kMaxCluster &&
+      4 * blocks * shortest <= slots) {
+    plan.splits = shortest;
+    plan.splitLen = kMinSplitRows;
+    return;
+  }
+  int64_t share = headDim <= 64 ? 3 * slots / 4 : slots / 2;
+  int64_t splits = std::max<int64_t>(1, share / blocks);
+  plan.splitLen =
+      std::min(rounded(maxKeys),
+               std::max(kMmaMinSplitRows, rounded(ceilDiv(maxKeys, splits))));
+  plan.splits = ceilDiv(maxKeys, plan.splitLen);
+}
 
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t rows, int64_t headDim, int64_t maxKeys,
@@ -139,8 +172,11 @@ bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
   bool oneSplit = mmaPlan.splits == 1 &&
                   (!fewQueries(group) || filled ||
                    mmaPlan.splitLen < 2 * kFewQuerySplitRows);
+  bool shortSplits = !fewQueries(group) &&
+                     mmaPlan.splitLen >= kMmaMinSplitRows &&
+                     mmaPlan.splits <= kMmaMaxShortSplits;
   return type != DType::F32 &&
-         (group * rows > queriesPerBlock(group) || oneSplit ||
+         (group * rows > queriesPerBlock(group) || oneSplit || shortSplits ||
           mmaPlan.splitLen >= longSplit);
 }
 
@@ -152,6 +188,9 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   slots = std::max<int64_t>(1, slots);
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
   int64_t blocks = batch * kvHeads * chunks;
+  // A CUDA-core block serves the same query rows, so that kernel too reads
+  // each key once for them (see useDecodeMma).
+  bool cudaCoreFits = group * rows <= queriesPerBlock(group);
   if (4 * blocks >= slots) {
     // One split a block; two at a head dim of at most 64 where the blocks
     // give fewer than two a multiprocessor (a tile in flight is too few
@@ -162,13 +201,23 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
         kMinSplitRows;
     plan.splits = ceilDiv(std::max<int64_t>(1, maxKeys), plan.splitLen);
   } else if (!(longSplits = chooseLongSplits(plan, blocks, maxKeys, slots))) {
-    chooseSplits(plan, blocks, maxKeys, slots);
+    if (cudaCoreFits && fewQueries(group))
+      chooseSplits(plan, blocks, maxKeys, slots);
+    else
+      chooseShortMmaSplits(plan, blocks, maxKeys, slots, headDim,
+                           cudaCoreFits);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
   // Splits in one cluster merge there: no partials, no combine (one split
-  // is a cluster of one). Long splits do so only in pairs.
-  if (plan.splits <= 2 || (!longSplits && plan.splits <= kMaxCluster)) {
+  // is a cluster of one). Long splits do so only in pairs, and so do short
+  // ones that the CUDA-core kernel could take where their blocks give a
+  // multiprocessor more than one (Hq/Hkv 32/8 D 128, us, cluster / partials:
+  // B8 L512 4 splits 15.6 / 13.8, B4 L1024 8 splits 16.3 / 14.1; B1 L1024 8
+  // splits 8.1 / 9.3).
+  if (plan.splits <= 2 ||
+      (!longSplits && plan.splits <= kMaxCluster &&
+       (!cudaCoreFits || 4 * blocks * plan.splits <= slots))) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};
     plan.partialOut = plan.partialMaxSum = 0;

@@ -118,16 +118,33 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::BF16, short64, 528));
   EXPECT_FALSE(useDecodeMma(8, 1, 128, DType::F32, short64, 528));
   // TinyLlama at batch 1 (4 kv heads of 8, 640 keys): a block per kv head
-  // and 16 query rows; splits of 64 rows (10) fill part of one wave, more
-  // than a cluster holds: a partial each.
+  // and 16 query rows; 10 splits of 64 rows would be more than a cluster
+  // holds: 5 of kMmaMinSplitRows, merged in one cluster.
   DecodePlan plan = planDecodeMma(1, 4, 8, 1, 64, 640, 528);
   EXPECT_FALSE(plan.single);
   EXPECT_EQ(plan.split.y, 4);
-  EXPECT_EQ(plan.splits, 10);
-  EXPECT_EQ(plan.splitLen, 64);
-  EXPECT_EQ(plan.cluster, 1);
-  EXPECT_EQ(plan.combine.x, 32);
-  EXPECT_EQ(plan.partialOut, 32 * 10 * 64);
+  EXPECT_EQ(plan.splits, 5);
+  EXPECT_EQ(plan.splitLen, kMmaMinSplitRows);
+  EXPECT_EQ(plan.cluster, 5);
+  EXPECT_EQ(plan.combine.x, 0);
+  // Over 512 keys 8 splits of 64 fit one cluster, 32 blocks in all: those.
+  DecodePlan shortest = planDecodeMma(1, 4, 8, 1, 64, 512, 528);
+  EXPECT_EQ(shortest.splits, 8);
+  EXPECT_EQ(shortest.splitLen, kMinSplitRows);
+  EXPECT_EQ(shortest.cluster, 8);
+  // At batch 8 (32 blocks) 64-row splits would be 256 blocks: 4 of 128 in
+  // a cluster. More than a cluster holds (batch 4, 2048 keys: 16) write
+  // partials.
+  DecodePlan batch8 = planDecodeMma(8, 4, 8, 1, 64, 512, 528);
+  EXPECT_EQ(batch8.splits, 4);
+  EXPECT_EQ(batch8.splitLen, kMmaMinSplitRows);
+  EXPECT_EQ(batch8.cluster, 4);
+  DecodePlan partials = planDecodeMma(4, 4, 8, 1, 64, 2048, 528);
+  EXPECT_EQ(partials.splits, 16);
+  EXPECT_EQ(partials.splitLen, kMmaMinSplitRows);
+  EXPECT_EQ(partials.cluster, 1);
+  EXPECT_EQ(partials.combine.x, 4 * 32);
+  EXPECT_EQ(partials.partialOut, 4 * 32 * 16 * 64);
   // At batch 16 (64 blocks) 5 splits of 128 rows fill most of the wave
   // and run as one cluster.
   DecodePlan clustered = planDecodeMma(16, 4, 8, 1, 64, 640, 528);
@@ -200,10 +217,29 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(fewQueries.splitLen, kMmaSplitRowsFewQueries);
   EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::BF16, fewQueries, 528));
   // Batch 1 over 4096 rows: two blocks a multiprocessor would be splits of
-  // 128, too short; the splits fill the wave, the CUDA-core kernel.
+  // 128, too short to be long and too many to be short ones: the CUDA-core
+  // kernel.
   DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 4096, 528);
   EXPECT_LT(one.splitLen, kLongSplitRows);
+  EXPECT_GT(one.splits, kMmaMaxShortSplits);
   EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::BF16, one, 528));
+  // Batch 2 over 2048 rows: 16 short splits of 128, on the tensor cores,
+  // two blocks a multiprocessor: partials, no cluster.
+  DecodePlan two = planDecodeMma(2, 8, 4, 1, 128, 2048, 528);
+  EXPECT_EQ(two.splits, kMmaMaxShortSplits);
+  EXPECT_EQ(two.splitLen, kMmaMinSplitRows);
+  EXPECT_EQ(two.cluster, 1);
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, two, 528));
+  // Batch 8 over 512 rows (64 blocks): 4 splits of 128, partials.
+  DecodePlan eight = planDecodeMma(8, 8, 4, 1, 128, 512, 528);
+  EXPECT_EQ(eight.splits, 4);
+  EXPECT_EQ(eight.cluster, 1);
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, eight, 528));
+  // Batch 1 over 1024 rows: 8 splits of 128, 64 blocks, one cluster.
+  DecodePlan few = planDecodeMma(1, 8, 4, 1, 128, 1024, 528);
+  EXPECT_EQ(few.splits, 8);
+  EXPECT_EQ(few.cluster, 8);
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, few, 528));
 }
 
 TEST(PlanDecode, FewQueriesTakeOneTensorCoreSplitFromThreeQuartersOfSlots) {

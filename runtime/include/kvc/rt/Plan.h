@@ -21,9 +21,11 @@ constexpr int64_t kBlockSize = 128;
 /// Elements one thread moves per access.
 constexpr int64_t kVectorWidth = 8;
 
+/// Query rows one decode block of the CUDA-core split kernel takes at most.
+constexpr int64_t kCudaCoreQueryRows = 4;
 /// Query rows one decode block handles: the largest divisor of the group up
-/// to 4, so that no block straddles two groups (getQueriesPerBlock in the
-/// compiler).
+/// to kCudaCoreQueryRows, so that no block straddles two groups
+/// (getQueriesPerBlock in the compiler).
 int64_t queriesPerBlock(int64_t group);
 
 struct Grid {
@@ -69,6 +71,23 @@ constexpr int64_t kLongSplitRows = 256;
 /// 21.0 / 18.7 / 18.2 / 19.1 / 21.4, B8 L384 26.4 / 25.5 / 22.6 / 23.1 /
 /// 25.1.
 constexpr int64_t kFewQuerySplitRows = 128;
+/// The shortest splits of planDecodeMma where long ones (kLongSplitRows)
+/// do not fit in half the slots: as many as three quarters of the slots
+/// hold at head dim 64 or less (half above), of at least this many rows.
+/// Its shorter splits (kMinSplitRows) lost to these on the H100 (us, old
+/// plan / this one, cuDNN in the same run): Hq/Hkv 32/4 D 64 B4 L2048 17.7
+/// / 10.3 (9.2), B8 L1024 17.8 / 11.0 (8.9), B12 L640 14.8 / 10.1 (9.6),
+/// B16 L512 13.2 / 10.5 (7.6), B8 L512 8.8 / 7.0 (6.7), B1 L1024 7.1 /
+/// 6.2 (5.9); Hq/Hkv 32/8 D 128, on the tensor cores instead of the
+/// CUDA-core kernel: B2 L2048 20.1 / 14.0 (12.5), B8 L512 20.8 / 13.8
+/// (10.4), B4 L1024 20.6 / 14.1 (12.9), B16 L256 16.7 / 13.7 (9.7).
+constexpr int64_t kMmaMinSplitRows = 128;
+/// At 4 query rows per kv head (where the CUDA-core kernel reads each key
+/// once too) the tensor-core kernel takes short splits only up to this
+/// many: B1 L4096 (Hq/Hkv 32/8, D 128) in 32 splits of 128 rows took 14.5
+/// us against the CUDA-core kernel's 14.1, B1 L2048 in 16 11.5 against
+/// 11.4, B2 L2048 in 16 14.0 against 20.1.
+constexpr int64_t kMmaMaxShortSplits = 16;
 /// Plans a decode of `rows` new query rows per sequence for `batch`
 /// sequences of `kvHeads` key/value heads, `group` query heads each, over at
 /// most `maxKeys` cache rows, on a GPU that runs `slots` split blocks at once
@@ -110,12 +129,15 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
 /// L4096 181.8 against 185.6); more write one partial each for the combine
 /// kernel, which measured faster than a cluster of them (D 128, 256-row
 /// splits: B4 L2048 20.4 against 22.9 us; 512-row: B8 L2048 30.9 against
-/// 35.4). A shorter cache gets splits that
-/// fill the slots' last wave, as planDecode's do; up to kMaxCluster of
-/// those run as one thread-block cluster that merges them in shared memory
-/// and writes the output itself (TinyLlama B=16, 5 splits of 128 rows: 1.60
-/// -> 1.53 ms/step; B16 L640 G8 D64 10.8 against 12.9 us); more write
-/// partials.
+/// 35.4). A shorter cache gets splits of at least kMmaMinSplitRows (or of
+/// kMinSplitRows where one cluster of them is at most a block a
+/// multiprocessor); at 1-3 query rows per kv head, where the CUDA-core
+/// kernel takes such splits, ones that fill the slots' last wave, as
+/// planDecode's do. Up to kMaxCluster of those run as one thread-block
+/// cluster that merges them in shared memory and writes the output itself
+/// (TinyLlama B=16, 5 splits of 128 rows: 1.60 -> 1.53 ms/step; B16 L640 G8
+/// D64 10.8 against 12.9 us), at 4 query rows per kv head only while their
+/// blocks are at most one a multiprocessor; more write partials.
 DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
                          int64_t rows, int64_t headDim, int64_t maxKeys,
                          int64_t slots);
@@ -139,7 +161,9 @@ constexpr int64_t kMmaQueryRows = 16;
 /// (queriesPerBlock), which would read each key and value once per block of
 /// them; and at any group where that plan is one split a block (it then
 /// writes the output itself, no combine) or its splits are long
-/// (kLongSplitRows, kMmaSplitRowsFewQueries). On the H100 (Hq/Hkv 32/8, D
+/// (kLongSplitRows, kMmaSplitRowsFewQueries), or at 4 query rows per kv
+/// head up to kMmaMaxShortSplits splits of kMmaMinSplitRows or more. On
+/// the H100 (Hq/Hkv 32/8, D
 /// 128, us, CUDA-core against tensor-core): one split B32 L4096 189.5-190.0
 /// / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32
 /// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
