@@ -12,7 +12,9 @@
 // same bytes. Checked against a float reference on the host first.
 //   nvcc -O3 -gencode arch=compute_90a,code=sm_90a decode-cluster.cu
 //   ./a.out [--len 4096] [--splits 16] [--rows 32] [--stages 4] [--math 1]
-//           [--cluster 1]
+//           [--cluster 1] [--heads 8]
+// Other shapes: -DKD=64 -DKG=8 sets head dim and group at compile time;
+// --heads is batch x kv heads (TinyLlama at B=16: -DKD=64 -DKG=8 --heads 64).
 // --cluster 0 launches the splits without clusters: each writes a partial
 // and a combine kernel (a block per query row) merges them.
 // --math 0 only reads the tiles (the output is then wrong): the floor of
@@ -25,14 +27,22 @@
 
 namespace cg = cooperative_groups;
 
-constexpr int kD = 128, kG = 4, kHkv = 8;
+#ifndef KD
+#define KD 128
+#endif
+#ifndef KG
+#define KG 4
+#endif
+// Head dim, query rows per kv head (one warp each), value columns per lane.
+constexpr int kD = KD, kG = KG, kCols = kD / 32;
+static_assert(kD % 64 == 0 && kD <= 256, "head dim: 64, 128, 192 or 256");
 
 struct Args {
-  int len = 4096, splits = 16, rows = 32, stages = 4, math = 1, cluster = 1;
+  int len = 4096, splits = 16, rows = 32, stages = 4, math = 1, cluster = 1, heads = 8;
 };
 
 // q [Hkv*G][D] bf16, k/v [Hkv][len][D] bf16, out [Hkv*G][D] bf16.
-__global__ void __launch_bounds__(128)
+__global__ void __launch_bounds__(32 * kG)
     decodeCluster(const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                   const __nv_bfloat16 *v, __nv_bfloat16 *out, float *partials,
                   int len, int rows, int stages, int math, float scale) {
@@ -67,7 +77,7 @@ __global__ void __launch_bounds__(128)
   for (int i = threadIdx.x; i < kG * kD; i += blockDim.x)
     qs[i] = __bfloat162float(q[(size_t)head * kG * kD + i]) * scale * 1.44269504f;
   __syncthreads();
-  float m = -1e30f, l = 0, acc[4] = {0, 0, 0, 0};
+  float m = -1e30f, l = 0, acc[kCols] = {};
   const float *qw = qs + warp * kD;
   for (int t = 0; t < tiles; ++t) {
     const int slot = t % stages;
@@ -105,16 +115,20 @@ __global__ void __launch_bounds__(128)
       l = l * alpha + ps;
       m = mNew;
 #pragma unroll
-      for (int e = 0; e < 4; ++e)
+      for (int e = 0; e < kCols; ++e)
         acc[e] *= alpha;
-      // O: lane l owns columns 4l..4l+3.
+      // O: lane l owns columns kCols l .. kCols l + kCols - 1.
 #pragma unroll 8
       for (int r = 0; r < 32; ++r) {
         float pr = __shfl_sync(0xffffffffu, p, r);
         const __nv_bfloat162 *vr =
-            reinterpret_cast<const __nv_bfloat162 *>(vt + (size_t)(r0 + r) * kD + 4 * lane);
-        float2 a = __bfloat1622float2(vr[0]), b = __bfloat1622float2(vr[1]);
-        acc[0] += pr * a.x; acc[1] += pr * a.y; acc[2] += pr * b.x; acc[3] += pr * b.y;
+            reinterpret_cast<const __nv_bfloat162 *>(vt + (size_t)(r0 + r) * kD + kCols * lane);
+#pragma unroll
+        for (int e = 0; e < kCols / 2; ++e) {
+          float2 a = __bfloat1622float2(vr[e]);
+          acc[2 * e] += pr * a.x;
+          acc[2 * e + 1] += pr * a.y;
+        }
       }
     }
     __syncthreads(); // the slot is read: refill it
@@ -127,8 +141,8 @@ __global__ void __launch_bounds__(128)
                tileBytes, smem(&full[slot]));
     }
   }
-  for (int e = 0; e < 4; ++e)
-    os[warp * kD + 4 * lane + e] = acc[e];
+  for (int e = 0; e < kCols; ++e)
+    os[warp * kD + kCols * lane + e] = acc[e];
   if (lane == 0) {
     ml[2 * warp] = m;
     ml[2 * warp + 1] = l;
@@ -191,8 +205,8 @@ static void launch(const Args &a, const __nv_bfloat16 *q, const __nv_bfloat16 *k
                    const __nv_bfloat16 *v, __nv_bfloat16 *out, float *partials,
                    cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(a.splits, kHkv, 1);
-  config.blockDim = dim3(128, 1, 1);
+  config.gridDim = dim3(a.splits, a.heads, 1);
+  config.blockDim = dim3(32 * kG, 1, 1);
   config.dynamicSmemBytes = sharedBytes(a);
   config.stream = stream;
   cudaLaunchAttribute attr[1];
@@ -206,7 +220,7 @@ static void launch(const Args &a, const __nv_bfloat16 *q, const __nv_bfloat16 *k
   CK(cudaLaunchKernelEx(&config, decodeCluster, q, k, v, out, p, a.len, a.rows, a.stages,
                         a.math, 1.0f / std::sqrt((float)kD)));
   if (!a.cluster)
-    combine<<<kHkv * kG, 128, 0, stream>>>(partials, out, a.splits);
+    combine<<<a.heads * kG, 128, 0, stream>>>(partials, out, a.splits);
 }
 
 static float bf(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -220,6 +234,7 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--stages")) a.stages = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--math")) a.math = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--cluster")) a.cluster = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--heads")) a.heads = std::atoi(argv[i + 1]);
   }
   if (a.len % (a.splits * a.rows) || a.rows % 32) {
     std::fprintf(stderr, "len must be a multiple of splits x rows, rows of 32\n");
@@ -229,11 +244,11 @@ int main(int argc, char **argv) {
   CK(cudaFuncSetAttribute(decodeCluster, cudaFuncAttributeMaxDynamicSharedMemorySize,
                           (int)sharedBytes(a)));
   const int caches = 8;
-  const size_t cacheElems = (size_t)kHkv * a.len * kD, qElems = (size_t)kHkv * kG * kD;
+  const size_t cacheElems = (size_t)a.heads * a.len * kD, qElems = (size_t)a.heads * kG * kD;
   std::vector<__nv_bfloat16 *> ks(caches), vs(caches);
   __nv_bfloat16 *q, *out;
   float *partials;
-  CK(cudaMalloc(&partials, (size_t)kHkv * a.splits * kG * (kD + 2) * 4));
+  CK(cudaMalloc(&partials, (size_t)a.heads * a.splits * kG * (kD + 2) * 4));
   CK(cudaMalloc(&q, qElems * 2));
   CK(cudaMalloc(&out, qElems * 2));
   fill<<<256, 256>>>(q, qElems, 1.0f, 7);
@@ -254,7 +269,7 @@ int main(int argc, char **argv) {
   CK(cudaMemcpy(hv.data(), vs[0], cacheElems * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(ho.data(), out, qElems * 2, cudaMemcpyDeviceToHost));
   double worst = 0;
-  for (int h = 0; h < kHkv; ++h)
+  for (int h = 0; h < a.heads; ++h)
     for (int g = 0; g < kG; ++g) {
       const __nv_bfloat16 *qr = &hq[((size_t)h * kG + g) * kD];
       std::vector<double> s(a.len), o(kD, 0);
@@ -311,8 +326,8 @@ int main(int argc, char **argv) {
     readAll<<<528, 512, 0, stream>>>(reinterpret_cast<const uint4 *>(ks[c]), cacheElems / 8, sink);
     readAll<<<528, 512, 0, stream>>>(reinterpret_cast<const uint4 *>(vs[c]), cacheElems / 8, sink);
   });
-  std::printf("len %d splits %d cluster %d rows %d stages %d math %d smem %zu B: %.2f us (rel err %.1e); "
+  std::printf("D %d G %d heads %d len %d splits %d cluster %d rows %d stages %d math %d smem %zu B: %.2f us (rel err %.1e); "
               "plain read of k and v (two kernels) %.2f us\n",
-              a.len, a.splits, a.cluster, a.rows, a.stages, a.math, sharedBytes(a), us, worst, read);
+              kD, kG, a.heads, a.len, a.splits, a.cluster, a.rows, a.stages, a.math, sharedBytes(a), us, worst, read);
   return 0;
 }
