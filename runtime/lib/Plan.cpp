@@ -106,9 +106,11 @@ static bool fewQueries(int64_t group) {
 /// those, since each block's time is then its chain of tiles (Hq/Hkv 32/4
 /// D 64, us, 64-row / 128-row splits: B1 L512 5.1 / 5.5, B2 L384 5.0 / 5.6;
 /// 32/1 D 128 B1 L512 6.7 / 7.7), unless `cudaCoreFits` (useDecodeMma then
-/// gives such splits to the CUDA-core kernel). Otherwise at least kMmaMinSplitRows rows each, as many as
-/// fit in three quarters of `slots` at a head dim of at most 64 (half
-/// above, where a tile is twice the bytes).
+/// gives such splits to the CUDA-core kernel). Otherwise at least
+/// kMmaMinSplitRows rows each, as many as fit in three quarters of `slots`
+/// at a head dim of at most 64; above, where a tile is twice the bytes, in
+/// a quarter (a block a multiprocessor) where that is at most
+/// kMaxQuarterSplits splits, else in half.
 static void chooseShortMmaSplits(DecodePlan &plan, int64_t blocks,
                                  int64_t maxKeys, int64_t slots,
                                  int64_t headDim, bool cudaCoreFits) {
@@ -123,8 +125,13 @@ static void chooseShortMmaSplits(DecodePlan &plan, int64_t blocks,
     plan.splitLen = kMinSplitRows;
     return;
   }
-  int64_t share = headDim <= 64 ? 3 * slots / 4 : slots / 2;
-  int64_t splits = std::max<int64_t>(1, share / blocks);
+  int64_t splits = 3 * slots / 4 / blocks;
+  if (headDim > 64) {
+    splits = slots / 4 / blocks;
+    if (splits > kMaxQuarterSplits)
+      splits = slots / 2 / blocks;
+  }
+  splits = std::max<int64_t>(1, splits);
   plan.splitLen =
       std::min(rounded(maxKeys),
                std::max(kMmaMinSplitRows, rounded(ceilDiv(maxKeys, splits))));

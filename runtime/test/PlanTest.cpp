@@ -230,11 +230,22 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_EQ(two.splitLen, kMmaMinSplitRows);
   EXPECT_EQ(two.cluster, 1);
   EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, two, 528));
-  // Batch 8 over 512 rows (64 blocks): 4 splits of 128, partials.
+  // Batch 8 over 512 rows (64 blocks): at head dim 128 a block a
+  // multiprocessor, 2 splits of 256, a pair in a cluster.
   DecodePlan eight = planDecodeMma(8, 8, 4, 1, 128, 512, 528);
-  EXPECT_EQ(eight.splits, 4);
-  EXPECT_EQ(eight.cluster, 1);
+  EXPECT_EQ(eight.splits, 2);
+  EXPECT_EQ(eight.splitLen, 256);
+  EXPECT_EQ(eight.cluster, 2);
   EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, eight, 528));
+  // Batch 3 over 1024 rows (24 blocks): a block a multiprocessor would be
+  // more than kMaxQuarterSplits splits; half the slots: 8 of 128, more
+  // blocks than multiprocessors, partials.
+  DecodePlan three = planDecodeMma(3, 8, 4, 1, 128, 1024, 528);
+  EXPECT_EQ(three.splits, 8);
+  EXPECT_EQ(three.splitLen, kMmaMinSplitRows);
+  EXPECT_EQ(three.cluster, 1);
+  EXPECT_EQ(three.combine.x, 3 * 32);
+  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, three, 528));
   // Batch 1 over 1024 rows: 8 splits of 128, 64 blocks, one cluster.
   DecodePlan few = planDecodeMma(1, 8, 4, 1, 128, 1024, 528);
   EXPECT_EQ(few.splits, 8);

@@ -82,6 +82,13 @@ constexpr int64_t kFewQuerySplitRows = 128;
 /// CUDA-core kernel: B2 L2048 20.1 / 14.0 (12.5), B8 L512 20.8 / 13.8
 /// (10.4), B4 L1024 20.6 / 14.1 (12.9), B16 L256 16.7 / 13.7 (9.7).
 constexpr int64_t kMmaMinSplitRows = 128;
+/// At head dims over 64 those short splits take a quarter of the slots (a
+/// block a multiprocessor) where that is at most this many splits, half
+/// otherwise. On the H100 (us, half / quarter): Hq/Hkv 32/4 D 128 B16 L640
+/// 18.4 / 14.8, B8 L1024 17.7 / 14.5; 32/8 B16 L256 13.4 / 12.2, B8 L384
+/// 12.6 / 11.6; but B3 L2048 (5 splits of a quarter) 16.2 / 18.6, B2 L2048
+/// 14.2 / 14.8.
+constexpr int64_t kMaxQuarterSplits = 4;
 /// At 4 query rows per kv head (where the CUDA-core kernel reads each key
 /// once too) the tensor-core kernel takes short splits only up to this
 /// many: B1 L4096 (Hq/Hkv 32/8, D 128) in 32 splits of 128 rows took 14.5
