@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <utility>
 
 using namespace kvc::rt;
@@ -19,6 +20,12 @@ void expectCovers(const DecodePlan &plan, int64_t maxKeys) {
   EXPECT_GE(plan.splits * plan.splitLen, maxKeys);
   EXPECT_LT((plan.splits - 1) * plan.splitLen, maxKeys);
   EXPECT_EQ(plan.split.x, plan.splits);
+}
+
+// The plan's split count, split length and cluster size.
+void expectSplits(const DecodePlan &plan, int64_t splits, int64_t splitLen,
+                  int64_t cluster) {
+  expectSplits(plan, splits, splitLen, cluster);
 }
 
 double lastWaveFill(const DecodePlan &plan, int64_t slots) {
@@ -123,34 +130,24 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   DecodePlan plan = planDecodeMma(1, 4, 8, 1, 64, 640, 528);
   EXPECT_FALSE(plan.single);
   EXPECT_EQ(plan.split.y, 4);
-  EXPECT_EQ(plan.splits, 5);
-  EXPECT_EQ(plan.splitLen, kMmaMinSplitRows);
-  EXPECT_EQ(plan.cluster, 5);
+  expectSplits(plan, 5, kMmaMinSplitRows, 5);
   EXPECT_EQ(plan.combine.x, 0);
   // Over 512 keys 8 splits of 64 fit one cluster, 32 blocks in all: those.
   DecodePlan shortest = planDecodeMma(1, 4, 8, 1, 64, 512, 528);
-  EXPECT_EQ(shortest.splits, 8);
-  EXPECT_EQ(shortest.splitLen, kMinSplitRows);
-  EXPECT_EQ(shortest.cluster, 8);
+  expectSplits(shortest, 8, kMinSplitRows, 8);
   // At batch 8 (32 blocks) 64-row splits would be 256 blocks: 4 of 128 in
   // a cluster. More than a cluster holds (batch 4, 2048 keys: 16) write
   // partials.
   DecodePlan batch8 = planDecodeMma(8, 4, 8, 1, 64, 512, 528);
-  EXPECT_EQ(batch8.splits, 4);
-  EXPECT_EQ(batch8.splitLen, kMmaMinSplitRows);
-  EXPECT_EQ(batch8.cluster, 4);
+  expectSplits(batch8, 4, kMmaMinSplitRows, 4);
   DecodePlan partials = planDecodeMma(4, 4, 8, 1, 64, 2048, 528);
-  EXPECT_EQ(partials.splits, 16);
-  EXPECT_EQ(partials.splitLen, kMmaMinSplitRows);
-  EXPECT_EQ(partials.cluster, 1);
+  expectSplits(partials, 16, kMmaMinSplitRows, 1);
   EXPECT_EQ(partials.combine.x, 4 * 32);
   EXPECT_EQ(partials.partialOut, 4 * 32 * 16 * 64);
   // At batch 16 (64 blocks) 5 splits of 128 rows fill most of the wave
   // and run as one cluster.
   DecodePlan clustered = planDecodeMma(16, 4, 8, 1, 64, 640, 528);
-  EXPECT_EQ(clustered.splits, 5);
-  EXPECT_EQ(clustered.splitLen, 128);
-  EXPECT_EQ(clustered.cluster, 5);
+  expectSplits(clustered, 5, 128, 5);
   // They merge in the cluster: no partials, no combine.
   EXPECT_EQ(clustered.combine.x, 0);
   EXPECT_EQ(clustered.partialOut, 0);
@@ -158,9 +155,7 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   // At batch 64 the 256 blocks give each of 132 multiprocessors one, but
   // fewer than two: at head dim 64 two splits of 320 rows in a cluster.
   DecodePlan pair = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
-  EXPECT_EQ(pair.splits, 2);
-  EXPECT_EQ(pair.splitLen, 320);
-  EXPECT_EQ(pair.cluster, 2);
+  expectSplits(pair, 2, 320, 2);
   EXPECT_EQ(pair.combine.x, 0);
   // At head dim 128 one split a block: no splits, no combine.
   DecodePlan whole = planDecodeMma(64, 4, 8, 1, 128, 640, 528);
@@ -186,71 +181,45 @@ TEST(PlanDecode, TensorCoresForOneSplitOrLongSplitsAtAnyGroup) {
   EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, whole, 528));
   EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::F16, whole, 528));
   EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::F32, whole, 528));
-  // Batch 8 over 16384 rows (64 blocks): 4 splits of 4096, two blocks a
-  // multiprocessor, too long for a cluster (partials and the combine), long
-  // enough for the tensor cores.
-  DecodePlan longSplits = planDecodeMma(8, 8, 4, 1, 128, 16384, 528);
-  EXPECT_EQ(longSplits.splits, 4);
-  EXPECT_EQ(longSplits.splitLen, 4096);
-  EXPECT_EQ(longSplits.cluster, 1);
-  EXPECT_EQ(longSplits.combine.x, 8 * 32);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, longSplits, 528));
-  // Batch 16 over 4096 rows: 2 splits of 2048, a pair in a cluster.
-  DecodePlan mid = planDecodeMma(16, 8, 4, 1, 128, 4096, 528);
-  EXPECT_EQ(mid.splits, 2);
-  EXPECT_EQ(mid.splitLen, 2048);
-  EXPECT_EQ(mid.cluster, 2);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, mid, 528));
-  // Batch 4 over 2048 rows (32 blocks): 8 splits of 256, the shortest that
-  // take the tensor cores; long splits write partials, even where a
-  // cluster would hold them all.
-  DecodePlan shortest = planDecodeMma(4, 8, 4, 1, 128, 2048, 528);
-  EXPECT_EQ(shortest.splits, 8);
-  EXPECT_EQ(shortest.splitLen, kLongSplitRows);
-  EXPECT_EQ(shortest.cluster, 1);
-  EXPECT_EQ(shortest.combine.x, 4 * 32);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, shortest, 528));
+  // Hq/Hkv 32/8, D 128 at fewer blocks (8 a sequence): the tensor-core plan
+  // and whether it is taken. Splits in one cluster need no combine; the
+  // others write partials (a combine block per query row).
+  struct Case {
+    int64_t batch, keys, splits, splitLen, cluster;
+    bool tensorCores;
+  };
+  for (const Case &c : std::initializer_list<Case>{
+           // Long splits (at least kLongSplitRows) at two blocks a
+           // multiprocessor: partials, except a pair.
+           {8, 16384, 4, 4096, 1, true},
+           {16, 4096, 2, 2048, 2, true},
+           {4, 2048, 8, kLongSplitRows, 1, true},
+           // Too short to be long: splits of kMmaMinSplitRows or more, up
+           // to kMmaMaxShortSplits of them on the tensor cores; in a
+           // cluster only at a block a multiprocessor or fewer.
+           {1, 4096, 32, kMmaMinSplitRows, 1, false},
+           {2, 2048, kMmaMaxShortSplits, kMmaMinSplitRows, 1, true},
+           {1, 1024, 8, kMmaMinSplitRows, 8, true},
+           // A block a multiprocessor where that is at most
+           // kMaxQuarterSplits splits (batch 8: 2), else half the slots
+           // (batch 3: a quarter would be 5).
+           {8, 512, 2, 256, 2, true},
+           {3, 1024, 8, kMmaMinSplitRows, 1, true},
+       }) {
+    SCOPED_TRACE("batch " + std::to_string(c.batch) + ", " +
+                 std::to_string(c.keys) + " keys");
+    DecodePlan plan = planDecodeMma(c.batch, 8, 4, 1, 128, c.keys, 528);
+    expectSplits(plan, c.splits, c.splitLen, c.cluster);
+    EXPECT_EQ(plan.combine.x, c.cluster == c.splits ? 0 : c.batch * 32);
+    EXPECT_EQ(useDecodeMma(4, 1, 128, DType::BF16, plan, 528), c.tensorCores);
+  }
   // With one query row per kv head the CUDA-core kernel does less per key:
   // it keeps splits shorter than kMmaSplitRowsFewQueries.
-  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16, shortest, 528));
+  EXPECT_FALSE(useDecodeMma(1, 1, 128, DType::BF16,
+                            planDecodeMma(4, 8, 4, 1, 128, 2048, 528), 528));
   DecodePlan fewQueries = planDecodeMma(1, 32, 1, 1, 128, 16384, 528);
   EXPECT_EQ(fewQueries.splitLen, kMmaSplitRowsFewQueries);
   EXPECT_TRUE(useDecodeMma(1, 1, 128, DType::BF16, fewQueries, 528));
-  // Batch 1 over 4096 rows: two blocks a multiprocessor would be splits of
-  // 128, too short to be long and too many to be short ones: the CUDA-core
-  // kernel.
-  DecodePlan one = planDecodeMma(1, 8, 4, 1, 128, 4096, 528);
-  EXPECT_LT(one.splitLen, kLongSplitRows);
-  EXPECT_GT(one.splits, kMmaMaxShortSplits);
-  EXPECT_FALSE(useDecodeMma(4, 1, 128, DType::BF16, one, 528));
-  // Batch 2 over 2048 rows: 16 short splits of 128, on the tensor cores,
-  // two blocks a multiprocessor: partials, no cluster.
-  DecodePlan two = planDecodeMma(2, 8, 4, 1, 128, 2048, 528);
-  EXPECT_EQ(two.splits, kMmaMaxShortSplits);
-  EXPECT_EQ(two.splitLen, kMmaMinSplitRows);
-  EXPECT_EQ(two.cluster, 1);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, two, 528));
-  // Batch 8 over 512 rows (64 blocks): at head dim 128 a block a
-  // multiprocessor, 2 splits of 256, a pair in a cluster.
-  DecodePlan eight = planDecodeMma(8, 8, 4, 1, 128, 512, 528);
-  EXPECT_EQ(eight.splits, 2);
-  EXPECT_EQ(eight.splitLen, 256);
-  EXPECT_EQ(eight.cluster, 2);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, eight, 528));
-  // Batch 3 over 1024 rows (24 blocks): a block a multiprocessor would be
-  // more than kMaxQuarterSplits splits; half the slots: 8 of 128, more
-  // blocks than multiprocessors, partials.
-  DecodePlan three = planDecodeMma(3, 8, 4, 1, 128, 1024, 528);
-  EXPECT_EQ(three.splits, 8);
-  EXPECT_EQ(three.splitLen, kMmaMinSplitRows);
-  EXPECT_EQ(three.cluster, 1);
-  EXPECT_EQ(three.combine.x, 3 * 32);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, three, 528));
-  // Batch 1 over 1024 rows: 8 splits of 128, 64 blocks, one cluster.
-  DecodePlan few = planDecodeMma(1, 8, 4, 1, 128, 1024, 528);
-  EXPECT_EQ(few.splits, 8);
-  EXPECT_EQ(few.cluster, 8);
-  EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, few, 528));
 }
 
 TEST(PlanDecode, FewQueriesTakeOneTensorCoreSplitFromThreeQuartersOfSlots) {
