@@ -77,14 +77,15 @@ static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
 }
 
 /// Splits of at least `minRows` rows for `blocks` blocks per split that take
-/// about half of `slots` (two blocks a multiprocessor for the tensor-core
-/// kernel), or none (false) if the cache is too short for them. The split
-/// count rounds down, or to the nearest where `nearest`.
+/// about `share` slots (half of them, two blocks a multiprocessor for the
+/// tensor-core kernel, at head dims over 64), or none (false) if the cache
+/// is too short for them. The split count rounds down, or to the nearest
+/// where `nearest`.
 static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
-                             int64_t slots, bool nearest = false,
+                             int64_t share, bool nearest = false,
                              int64_t minRows = kLongSplitRows) {
-  int64_t half = slots / 2 + (nearest ? blocks / 2 : 0);
-  int64_t splits = std::max<int64_t>(1, half / blocks);
+  int64_t splits =
+      std::max<int64_t>(1, (share + (nearest ? blocks / 2 : 0)) / blocks);
   int64_t len =
       ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
   if (len < minRows)
@@ -100,7 +101,7 @@ static bool fewQueries(int64_t group) {
   return queriesPerBlock(group) < kCudaCoreQueryRows;
 }
 
-/// planDecodeMma's splits where long ones do not fit in half the slots. Where
+/// planDecodeMma's splits where long ones do not fit in their share. Where
 /// the blocks of kMinSplitRows-row splits would be at most one per
 /// multiprocessor (a quarter of `slots`) and one cluster holds the splits,
 /// those, since each block's time is then its chain of tiles (Hq/Hkv 32/4
@@ -153,9 +154,9 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   int64_t fewQueryRows = 5 * blocks >= slots ? kFewQuerySplitRows
                                              : kLongSplitRows;
   if (!(fewQueries(group) &&
-        (chooseLongSplits(plan, blocks, maxKeys, slots, /*nearest=*/true,
+        (chooseLongSplits(plan, blocks, maxKeys, slots / 2, /*nearest=*/true,
                           fewQueryRows) ||
-         chooseLongSplits(plan, blocks, maxKeys, slots)))) {
+         chooseLongSplits(plan, blocks, maxKeys, slots / 2)))) {
     chooseSplits(plan, blocks, maxKeys, slots);
     int64_t steps =
         ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
@@ -198,6 +199,12 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   // A CUDA-core block serves the same query rows, so that kernel too reads
   // each key once for them (see useDecodeMma).
   bool cudaCoreFits = group * rows <= queriesPerBlock(group);
+  // Otherwise at head dim 64 or less long splits take three quarters of
+  // the slots, not half, and merge in clusters, not only pairs (Hq/Hkv 32/4,
+  // us, half and pairs / this: B32 L1024 20.2 / 17.9, B24 L1024 17.7 /
+  // 15.3, B16 L2048 20.0 / 18.5, B12 L2048 17.2 / 15.9, B1 L32768 20.5 /
+  // 19.3).
+  bool threeQuarters = headDim <= 64 && !cudaCoreFits;
   if (4 * blocks >= slots) {
     // One split a block; two at a head dim of at most 64 where the blocks
     // give fewer than two a multiprocessor (a tile in flight is too few
@@ -207,7 +214,9 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
         ceilDiv(std::max<int64_t>(1, ceilDiv(maxKeys, splits)), kMinSplitRows) *
         kMinSplitRows;
     plan.splits = ceilDiv(std::max<int64_t>(1, maxKeys), plan.splitLen);
-  } else if (!(longSplits = chooseLongSplits(plan, blocks, maxKeys, slots))) {
+  } else if (!(longSplits = chooseLongSplits(
+                    plan, blocks, maxKeys,
+                    threeQuarters ? 3 * slots / 4 : slots / 2))) {
     if (cudaCoreFits && fewQueries(group))
       chooseSplits(plan, blocks, maxKeys, slots);
     else
@@ -217,13 +226,13 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
   // Splits in one cluster merge there: no partials, no combine (one split
-  // is a cluster of one). Long splits do so only in pairs, and so do short
-  // ones that the CUDA-core kernel could take where their blocks give a
-  // multiprocessor more than one (Hq/Hkv 32/8 D 128, us, cluster / partials:
-  // B8 L512 4 splits 15.6 / 13.8, B4 L1024 8 splits 16.3 / 14.1; B1 L1024 8
-  // splits 8.1 / 9.3).
+  // is a cluster of one). Long splits do so only in pairs (but see
+  // threeQuarters), and short ones that the CUDA-core kernel could take only
+  // where their blocks give a multiprocessor one or none (Hq/Hkv 32/8 D 128,
+  // us, cluster / partials: B8 L512 4 splits 15.6 / 13.8, B4 L1024 8 splits
+  // 16.3 / 14.1; B1 L1024 8 splits 8.1 / 9.3).
   if (plan.splits <= 2 ||
-      (!longSplits && plan.splits <= kMaxCluster &&
+      ((!longSplits || threeQuarters) && plan.splits <= kMaxCluster &&
        (!cudaCoreFits || 4 * blocks * plan.splits <= slots))) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};

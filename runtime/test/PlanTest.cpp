@@ -25,7 +25,9 @@ void expectCovers(const DecodePlan &plan, int64_t maxKeys) {
 // The plan's split count, split length and cluster size.
 void expectSplits(const DecodePlan &plan, int64_t splits, int64_t splitLen,
                   int64_t cluster) {
-  expectSplits(plan, splits, splitLen, cluster);
+  EXPECT_EQ(plan.splits, splits);
+  EXPECT_EQ(plan.splitLen, splitLen);
+  EXPECT_EQ(plan.cluster, cluster);
 }
 
 double lastWaveFill(const DecodePlan &plan, int64_t slots) {
@@ -157,6 +159,19 @@ TEST(PlanDecode, TensorCoresForMoreThanFourQueryRowsPerKvHead) {
   DecodePlan pair = planDecodeMma(64, 4, 8, 1, 64, 640, 528);
   expectSplits(pair, 2, 320, 2);
   EXPECT_EQ(pair.combine.x, 0);
+  // Long splits at head dim 64 take three quarters of the slots and merge
+  // in a cluster up to its size: batch 32 over 1024 rows (128 blocks) 3 of
+  // 384; batch 16 over 2048 (64 blocks) 6 of 384; batch 1 over 32768 (4
+  // blocks) 86 of 384, partials.
+  expectSplits(planDecodeMma(32, 4, 8, 1, 64, 1024, 528), 3, 384, 3);
+  expectSplits(planDecodeMma(16, 4, 8, 1, 64, 2048, 528), 6, 384, 6);
+  DecodePlan longest = planDecodeMma(1, 4, 8, 1, 64, 32768, 528);
+  expectSplits(longest, 86, 384, 1);
+  EXPECT_EQ(longest.combine.x, 32);
+  // Where a CUDA-core block serves the same query rows (Hq/Hkv 32/8) long
+  // splits keep half the slots, in pairs at most: batch 8 over 2048, 4 of
+  // 512.
+  expectSplits(planDecodeMma(8, 8, 4, 1, 64, 2048, 528), 4, 512, 1);
   // At head dim 128 one split a block: no splits, no combine.
   DecodePlan whole = planDecodeMma(64, 4, 8, 1, 128, 640, 528);
   EXPECT_EQ(whole.splits, 1);

@@ -136,7 +136,11 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
 /// L4096 181.8 against 185.6); more write one partial each for the combine
 /// kernel, which measured faster than a cluster of them (D 128, 256-row
 /// splits: B4 L2048 20.4 against 22.9 us; 512-row: B8 L2048 30.9 against
-/// 35.4). A shorter cache gets splits of at least kMmaMinSplitRows (or of
+/// 35.4). Where a kv head serves more query rows than a CUDA-core block at
+/// head dim 64 or less, long splits take three quarters of the slots and
+/// merge in clusters up to kMaxCluster (Hq/Hkv 32/4 D 64, us: B32 L1024
+/// 20.2 -> 17.9, B24 L1024 17.7 -> 15.3, B16 L2048 20.0 -> 18.5). A shorter
+/// cache gets splits of at least kMmaMinSplitRows (or of
 /// kMinSplitRows where one cluster of them is at most a block a
 /// multiprocessor); at 1-3 query rows per kv head, where the CUDA-core
 /// kernel takes such splits, ones that fill the slots' last wave, as
