@@ -64,11 +64,12 @@ CFG
     benchshapes)
       # Shapes between the issue's, where the decode planner's choices
       # (kernel, split length, cluster) change (Plan.h): Hq/Hkv 32/8 (short
-      # splits from B2 L2048 and B8 L512), then TinyLlama's (32/4 D64, 640
-      # rows) at batch 1, 16, 64 and 32 and other 32/4 D64, then 32/32 (one
-      # query row per kv head).
+      # splits from B2 L2048 and B8 L512; at D64 too), then TinyLlama's
+      # (32/4 D64, 640 rows) at batch 1, 16, 64 and 32 and other 32/4 D64,
+      # then 32/32 (one query row per kv head).
       python3 bench/gpu/decode_attention.py --runtime $rt --kernels $kernels \
         --shapes 1:8192 2:4096 4:2048 8:1024 1:16384 2:8192 8:2048 2:2048 8:512 \
+        1:1024:8:64 8:512:8:64 \
         1:640:4:64 16:640:4:64 64:640:4:64 32:640:4:64 16:1024:4:64 16:2048:4:64 \
         4:2048:4:64 8:1024:4:64 \
         1:4096:32 4:1024:32 1:16384:32 8:256:32 8:512:32 12:512:32 16:512:32 \
