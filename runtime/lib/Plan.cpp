@@ -29,6 +29,17 @@ int64_t queriesPerBlock(int64_t group) {
 
 static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/// `rows` rounded up to whole kMinSplitRows: the lengths splits take.
+static int64_t roundedRows(int64_t rows) {
+  return ceilDiv(rows, kMinSplitRows) * kMinSplitRows;
+}
+
+/// `plan` cut into splits of `len` rows over `maxKeys`.
+static void setSplitLen(DecodePlan &plan, int64_t maxKeys, int64_t len) {
+  plan.splitLen = len;
+  plan.splits = ceilDiv(maxKeys, len);
+}
+
 int64_t splitRows(int64_t headDim) {
   return std::max<int64_t>(1, kBlockSize * kVectorWidth / headDim);
 }
@@ -44,8 +55,7 @@ static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   double best = -1;
   for (int64_t splits = 1; splits <= most; ++splits) {
     // Splits that round to the same rows per split are the same plan.
-    int64_t len =
-        ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
+    int64_t len = roundedRows(ceilDiv(maxKeys, splits));
     int64_t actual = ceilDiv(maxKeys, len);
     if (actual != splits)
       continue;
@@ -62,7 +72,7 @@ static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   }
   if (best < 0) {
     plan.splits = 1;
-    plan.splitLen = std::max<int64_t>(1, maxKeys);
+    plan.splitLen = maxKeys;
   }
 }
 
@@ -86,12 +96,10 @@ static bool chooseLongSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
                              int64_t minRows = kLongSplitRows) {
   int64_t splits =
       std::max<int64_t>(1, (share + (nearest ? blocks / 2 : 0)) / blocks);
-  int64_t len =
-      ceilDiv(ceilDiv(maxKeys, splits), kMinSplitRows) * kMinSplitRows;
+  int64_t len = roundedRows(ceilDiv(maxKeys, splits));
   if (len < minRows)
     return false;
-  plan.splits = ceilDiv(maxKeys, len);
-  plan.splitLen = len;
+  setSplitLen(plan, maxKeys, len);
   return true;
 }
 
@@ -101,26 +109,29 @@ static bool fewQueries(int64_t group) {
   return queriesPerBlock(group) < kCudaCoreQueryRows;
 }
 
-/// planDecodeMma's splits where long ones do not fit in their share. Where
-/// the blocks of kMinSplitRows-row splits would be at most one per
-/// multiprocessor (a quarter of `slots`) and one cluster holds the splits,
-/// those, since each block's time is then its chain of tiles (Hq/Hkv 32/4
-/// D 64, us, 64-row / 128-row splits: B1 L512 5.1 / 5.5, B2 L384 5.0 / 5.6;
-/// 32/1 D 128 B1 L512 6.7 / 7.7), unless `cudaCoreFits` (useDecodeMma then
-/// gives such splits to the CUDA-core kernel). Otherwise at least
-/// kMmaMinSplitRows rows each, as many as fit in three quarters of `slots`
-/// at a head dim of at most 64; above, where a tile is twice the bytes, in
-/// a quarter (a block a multiprocessor) where that is at most
-/// kMaxQuarterSplits splits, else in half.
+/// Whether a CUDA-core block serves all query rows of a kv head, so that
+/// that kernel too reads each key once for them (else useDecodeMma takes
+/// the tensor cores whatever the plan).
+static bool cudaCoreFits(int64_t group, int64_t rows) {
+  return group * rows <= queriesPerBlock(group);
+}
+
+/// planDecodeMma's splits where long ones do not fit in their share. Where the
+/// blocks of kMinSplitRows-row splits would be at most one per multiprocessor
+/// (a quarter of `slots`) and one cluster holds the splits, those, since each
+/// block's time is then its chain of tiles (Hq/Hkv 32/4 D 64, us, 64-row /
+/// 128-row splits: B1 L512 5.1 / 5.5, B2 L384 5.0 / 5.6; 32/1 D 128 B1 L512 6.7
+/// / 7.7), unless `cudaCores` (the CUDA-core kernel could serve the rows:
+/// useDecodeMma then gives it such splits). Otherwise at least kMmaMinSplitRows
+/// rows each, as many as fit in three quarters of `slots` at a head dim of at
+/// most 64; above, where a tile is twice the bytes, in a quarter (a block a
+/// multiprocessor) where that is at most kMaxQuarterSplits splits, else in
+/// half.
 static void chooseShortMmaSplits(DecodePlan &plan, int64_t blocks,
                                  int64_t maxKeys, int64_t slots,
-                                 int64_t headDim, bool cudaCoreFits) {
-  maxKeys = std::max<int64_t>(1, maxKeys);
-  auto rounded = [](int64_t rows) {
-    return ceilDiv(rows, kMinSplitRows) * kMinSplitRows;
-  };
+                                 int64_t headDim, bool cudaCores) {
   int64_t shortest = ceilDiv(maxKeys, kMinSplitRows);
-  if (!cudaCoreFits && shortest <= kMaxCluster &&
+  if (!cudaCores && shortest <= kMaxCluster &&
       4 * blocks * shortest <= slots) {
     plan.splits = shortest;
     plan.splitLen = kMinSplitRows;
@@ -133,10 +144,10 @@ static void chooseShortMmaSplits(DecodePlan &plan, int64_t blocks,
       splits = slots / 2 / blocks;
   }
   splits = std::max<int64_t>(1, splits);
-  plan.splitLen =
-      std::min(rounded(maxKeys),
-               std::max(kMmaMinSplitRows, rounded(ceilDiv(maxKeys, splits))));
-  plan.splits = ceilDiv(maxKeys, plan.splitLen);
+  setSplitLen(plan, maxKeys,
+              std::min(roundedRows(maxKeys),
+                       std::max(kMmaMinSplitRows,
+                                roundedRows(ceilDiv(maxKeys, splits)))));
 }
 
 DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
@@ -144,6 +155,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                       int64_t slots) {
   DecodePlan plan;
   slots = std::max<int64_t>(1, slots);
+  maxKeys = std::max<int64_t>(1, maxKeys);
   int64_t chunks = group * rows / queriesPerBlock(group);
   int64_t blocks = batch * kvHeads * chunks;
   // At 1-3 query rows the split count nearest half the slots: from 1.2
@@ -158,8 +170,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
                           fewQueryRows) ||
          chooseLongSplits(plan, blocks, maxKeys, slots / 2)))) {
     chooseSplits(plan, blocks, maxKeys, slots);
-    int64_t steps =
-        ceilDiv(std::max<int64_t>(1, maxKeys), splitRows(headDim));
+    int64_t steps = ceilDiv(maxKeys, splitRows(headDim));
     if (blocks * steps <= slots) {
       plan.single = true;
       plan.splits = steps;
@@ -184,7 +195,7 @@ bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
                      mmaPlan.splitLen >= kMmaMinSplitRows &&
                      mmaPlan.splits <= kMmaMaxShortSplits;
   return type != DType::F32 &&
-         (group * rows > queriesPerBlock(group) || oneSplit || shortSplits ||
+         (!cudaCoreFits(group, rows) || oneSplit || shortSplits ||
           mmaPlan.splitLen >= longSplit);
 }
 
@@ -194,34 +205,28 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   DecodePlan plan;
   bool longSplits = false;
   slots = std::max<int64_t>(1, slots);
+  maxKeys = std::max<int64_t>(1, maxKeys);
   int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
   int64_t blocks = batch * kvHeads * chunks;
-  // A CUDA-core block serves the same query rows, so that kernel too reads
-  // each key once for them (see useDecodeMma).
-  bool cudaCoreFits = group * rows <= queriesPerBlock(group);
-  // Otherwise at head dim 64 or less long splits take three quarters of
-  // the slots, not half, and merge in clusters, not only pairs (Hq/Hkv 32/4,
-  // us, half and pairs / this: B32 L1024 20.2 / 17.9, B24 L1024 17.7 /
-  // 15.3, B16 L2048 20.0 / 18.5, B12 L2048 17.2 / 15.9, B1 L32768 20.5 /
-  // 19.3).
-  bool threeQuarters = headDim <= 64 && !cudaCoreFits;
+  bool cudaCores = cudaCoreFits(group, rows);
+  // Where it cannot, at head dim 64 or less long splits take three quarters
+  // of the slots, not half, and merge in clusters, not only pairs (Hq/Hkv 32/4,
+  // us, half and pairs / this: B32 L1024 20.2 / 17.9, B24 L1024 17.7 / 15.3,
+  // B16 L2048 20.0 / 18.5, B12 L2048 17.2 / 15.9, B1 L32768 20.5 / 19.3).
+  bool threeQuarters = headDim <= 64 && !cudaCores;
   if (4 * blocks >= slots) {
     // One split a block; two at a head dim of at most 64 where the blocks
     // give fewer than two a multiprocessor (a tile in flight is too few
     // bytes there).
     int64_t splits = headDim <= 64 && 2 * blocks < slots ? 2 : 1;
-    plan.splitLen =
-        ceilDiv(std::max<int64_t>(1, ceilDiv(maxKeys, splits)), kMinSplitRows) *
-        kMinSplitRows;
-    plan.splits = ceilDiv(std::max<int64_t>(1, maxKeys), plan.splitLen);
+    setSplitLen(plan, maxKeys, roundedRows(ceilDiv(maxKeys, splits)));
   } else if (!(longSplits = chooseLongSplits(
                     plan, blocks, maxKeys,
                     threeQuarters ? 3 * slots / 4 : slots / 2))) {
-    if (cudaCoreFits && fewQueries(group))
+    if (cudaCores && fewQueries(group))
       chooseSplits(plan, blocks, maxKeys, slots);
     else
-      chooseShortMmaSplits(plan, blocks, maxKeys, slots, headDim,
-                           cudaCoreFits);
+      chooseShortMmaSplits(plan, blocks, maxKeys, slots, headDim, cudaCores);
   }
   finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
              headDim);
@@ -233,7 +238,7 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   // 16.3 / 14.1; B1 L1024 8 splits 8.1 / 9.3).
   if (plan.splits <= 2 ||
       ((!longSplits || threeQuarters) && plan.splits <= kMaxCluster &&
-       (!cudaCoreFits || 4 * blocks * plan.splits <= slots))) {
+       (!cudaCores || 4 * blocks * plan.splits <= slots))) {
     plan.cluster = plan.splits;
     plan.combine = {0, 1, 1};
     plan.partialOut = plan.partialMaxSum = 0;

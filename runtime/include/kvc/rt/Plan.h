@@ -167,26 +167,24 @@ constexpr int64_t kMaxCluster = 8;
 constexpr int64_t kMmaSplitRowsFewQueries = 2048;
 constexpr int64_t kMmaQueryRows = 16;
 /// Whether a decode takes the tensor-core split kernel, given its plan
-/// (planDecodeMma): for f16/bf16 caches whose kv heads serve more query
-/// rows (group times new rows) than one block of the CUDA-core kernel takes
+/// (planDecodeMma): for f16/bf16 caches whose kv heads serve more query rows
+/// (group times new rows) than one block of the CUDA-core kernel takes
 /// (queriesPerBlock), which would read each key and value once per block of
-/// them; and at any group where that plan is one split a block (it then
-/// writes the output itself, no combine) or its splits are long
-/// (kLongSplitRows, kMmaSplitRowsFewQueries), or at 4 query rows per kv
-/// head up to kMmaMaxShortSplits splits of kMmaMinSplitRows or more. On
-/// the H100 (Hq/Hkv 32/8, D
-/// 128, us, CUDA-core against tensor-core): one split B32 L4096 189.5-190.0
-/// / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32 B32
-/// L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
-/// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows. With
-/// 1 to 3 query rows per kv head one split a block takes them only where
-/// its blocks fill three quarters of `slots` (the tensor-core kernel's;
-/// half at head dims up to 64) or the cache is too short for two splits of
-/// kFewQuerySplitRows: Hq/Hkv 32/32 D 128 (us, one tensor-core split / the
-/// CUDA-core plan) B8 L512 (256 blocks) 30.4-30.8 / 27.9, B5 L512 23.7-23.9
-/// / 19.8-20.3, B12 L512 (384 blocks) 44.5 / 39.2; but B16 L512 (512
-/// blocks) 50.7-50.8 / 53.1-53.2, B16 L256 28.7 / 30.2-32.4; D 64 B12 L512
-/// 22.4 / 23.3.
+/// them; and at any group where that plan is one split a block (it then writes
+/// the output itself, no combine) or its splits are long (kLongSplitRows,
+/// kMmaSplitRowsFewQueries), or at 4 query rows per kv head up to
+/// kMmaMaxShortSplits splits of kMmaMinSplitRows or more. On the H100 (Hq/Hkv
+/// 32/8, D 128, us, CUDA-core against tensor-core): one split B32 L4096
+/// 189.5-190.0 / 182.1-182.5, B64 L2048 190.8-191.4 / 184.3-184.4 (Hq/Hkv 32/32
+/// B32 L4096 709-710 / 702-703); shorter splits lose on the tensor cores (B1
+/// L4096, 64 of 64 rows: 13.4 / 16.1-16.7), which pad 12 of 16 rows. With 1 to
+/// 3 query rows per kv head one split a block takes them only where its blocks
+/// fill three quarters of `slots` (the tensor-core kernel's; half at head dims
+/// up to 64) or the cache is too short for two splits of kFewQuerySplitRows:
+/// Hq/Hkv 32/32 D 128 (us, one tensor-core split / the CUDA-core plan) B8 L512
+/// (256 blocks) 30.4-30.8 / 27.9, B5 L512 23.7-23.9 / 19.8-20.3, B12 L512 (384
+/// blocks) 44.5 / 39.2; but B16 L512 (512 blocks) 50.7-50.8 / 53.1-53.2, B16
+/// L256 28.7 / 30.2-32.4; D 64 B12 L512 22.4 / 23.3.
 bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
                   const DecodePlan &mmaPlan, int64_t slots);
 /// Cache rows the single-row split kernel takes per block step: a row per
