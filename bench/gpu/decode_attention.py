@@ -96,6 +96,58 @@ def copy_bandwidth():
     return 2 * a.numel() / statistics.median(times)
 
 
+def make_sets(rt, batch, length, hkv, d):
+    """Enough input sets (queries, bf16 caches wrapped for kvc, outputs) of
+    one shape to overflow the 50 MB L2 when a graph rotates over them."""
+    kv_bytes = 2 * batch * hkv * length * d * 2
+    sets = []
+    for _ in range(max(2, min(8, math.ceil(200e6 / kv_bytes)))):
+        k = torch.randn(batch, hkv, length, d, dtype=torch.bfloat16, device="cuda")
+        v = torch.randn_like(k)
+        q = torch.randn(batch, HQ, 1, d, dtype=torch.bfloat16, device="cuda")
+        lengths = torch.full((batch,), length, dtype=torch.int32, device="cuda")
+        cache = rt.wrap_cache(k, v, lengths, kvc_rt.BF16)
+        # The cache only points at k, v and lengths: keep them alive.
+        sets.append(dict(k=k, v=v, q=q, lengths=lengths, positions=lengths - 1,
+                         out=torch.empty_like(q), cache=cache))
+    return sets
+
+
+def free_sets(rt, sets):
+    rt.set_stream(0)
+    for s in sets:
+        rt.destroy_cache(s["cache"])
+    sets.clear()
+    torch.cuda.empty_cache()
+
+
+def kvc_call(rt, length, d):
+    """kvc's decode of one input set, on torch's current stream."""
+    scale = 1.0 / math.sqrt(d)
+
+    def run(s):
+        rt.set_stream(torch.cuda.current_stream().cuda_stream)
+        rt.decode_attention(s["cache"], s["q"], s["positions"], s["out"], length, scale)
+    return run
+
+
+def sdpa(backend):
+    """PyTorch SDPA with one back end, on one input set."""
+    def run(s):
+        with sdpa_kernel([backend]):
+            return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], enable_gqa=True)
+    return run
+
+
+def kvc_error(rt, kvc, s):
+    """Relative error of kvc's output (poisoned first) against float64."""
+    s["out"].fill_(float("nan"))
+    kvc(s)
+    rt.synchronize()
+    ref = reference(s["q"], s["k"], s["v"])
+    return ((s["out"].double() - ref).norm() / ref.norm()).item()
+
+
 def start(parser, reps):
     """Parses the GPU benchmarks' common options (--runtime, --kernels,
     --reps) with `parser`'s own, opens the runtime, measures the copy
@@ -121,38 +173,13 @@ def main():
     print("%-18s %7s %8s %8s %8s %6s %9s %9s %9s %9s %9s %9s" % header)
     for batch, length, hkv, d in args.shapes:
         kv_bytes = 2 * batch * hkv * length * d * 2
-        # Enough input sets to overflow the 50 MB L2.
-        nsets = max(2, min(8, math.ceil(200e6 / kv_bytes)))
-        sets = []
-        for _ in range(nsets):
-            k = torch.randn(batch, hkv, length, d, dtype=torch.bfloat16, device="cuda")
-            v = torch.randn_like(k)
-            q = torch.randn(batch, HQ, 1, d, dtype=torch.bfloat16, device="cuda")
-            lengths = torch.full((batch,), length, dtype=torch.int32, device="cuda")
-            positions = lengths - 1
-            out = torch.empty_like(q)
-            cache = rt.wrap_cache(k, v, lengths, kvc_rt.BF16)
-            # The cache only points at k, v and lengths: keep them alive.
-            sets.append(dict(k=k, v=v, q=q, lengths=lengths, positions=positions, out=out,
-                             cache=cache))
-        scale = 1.0 / math.sqrt(d)
-
-        def kvc(s):
-            rt.set_stream(torch.cuda.current_stream().cuda_stream)
-            rt.decode_attention(s["cache"], s["q"], s["positions"], s["out"], length, scale)
-
-        def sdpa(backend):
-            def run(s):
-                with sdpa_kernel([backend]):
-                    return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], enable_gqa=True)
-            return run
+        sets = make_sets(rt, batch, length, hkv, d)
+        kvc = kvc_call(rt, length, d)
 
         # Correctness first: kvc and cuDNN against a float64 reference.
         s = sets[0]
-        kvc(s)
-        rt.synchronize()
+        err = kvc_error(rt, kvc, s)
         ref = reference(s["q"], s["k"], s["v"])
-        err = ((s["out"].double() - ref).norm() / ref.norm()).item()
         cudnn_out = sdpa(SDPBackend.CUDNN_ATTENTION)(s)
         cudnn_err = ((cudnn_out.double() - ref).norm() / ref.norm()).item()
         t_kvc = time_us(kvc, sets, args.reps)
@@ -164,11 +191,7 @@ def main():
                 100 * achieved / bw, t_cudnn, t_flash, t_cudnn / t_kvc, t_flash / t_kvc, err,
                 cudnn_err)
         print("%-18s %7.1f %8.1f %8.1f %8.0f %5.0f%% %9.1f %9.1f %8.2fx %8.2fx %9.1e %9.1e" % line)
-        rt.set_stream(0)
-        for s in sets:
-            rt.destroy_cache(s["cache"])
-        del sets
-        torch.cuda.empty_cache()
+        free_sets(rt, sets)
     rt.close()
 
 

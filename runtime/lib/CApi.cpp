@@ -107,6 +107,10 @@ int kvc_rt_multiprocessors(const kvc_rt_device *device) {
   return device->device->multiprocessors();
 }
 
+int kvc_rt_set_decode_plan(kvc_rt_device *device, const char *plan) {
+  return result(device, device->device->setDecodePlan(plan ? plan : ""));
+}
+
 static int makeCache(kvc_rt_device *device, CacheLayout layout, int type,
                      bool wrap, uint64_t keys, uint64_t values,
                      uint64_t lengths, kvc_rt_cache **cache) {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 
 namespace kvc::rt {
 
@@ -244,6 +246,66 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
     plan.partialOut = plan.partialMaxSum = 0;
   }
   return plan;
+}
+
+std::string parseDecodeForce(const std::string &text, DecodeForce &force) {
+  DecodeForce parsed;
+  for (size_t at = 0, comma = 0; !text.empty() && comma != std::string::npos;
+       at = comma + 1) {
+    comma = text.find(',', at);
+    std::string item = text.substr(
+        at, comma == std::string::npos ? std::string::npos : comma - at);
+    size_t equals = item.find('=');
+    if (equals == std::string::npos)
+      return "'" + item + "' is not key=value (kernel, splits, cluster)";
+    std::string key = item.substr(0, equals), value = item.substr(equals + 1);
+    if (key == "kernel") {
+      if (value == "mma")
+        parsed.kernel = DecodeForce::Kernel::TensorCores;
+      else if (value == "cuda")
+        parsed.kernel = DecodeForce::Kernel::CudaCores;
+      else
+        return "kernel=" + value + ": mma or cuda";
+      continue;
+    }
+    if (key != "splits" && key != "cluster")
+      return "unknown key '" + key + "' (kernel, splits, cluster)";
+    char *end = nullptr;
+    long long number = std::strtoll(value.c_str(), &end, 10);
+    int64_t most = key == "cluster" ? kMaxCluster : INT32_MAX;
+    if (value.empty() || *end || number < 1 || number > most)
+      return item + ": an integer from 1 to " + std::to_string(most);
+    (key == "splits" ? parsed.splits : parsed.cluster) = number;
+  }
+  if (parsed.kernel == DecodeForce::Kernel::CudaCores && parsed.cluster > 1)
+    return "cluster=" + std::to_string(parsed.cluster) +
+           ": the CUDA-core kernel writes partials, it does not merge in "
+           "clusters";
+  force = parsed;
+  return "";
+}
+
+void applyDecodeForce(DecodePlan &plan, const DecodeForce &force,
+                      bool tensorCores, int64_t batch, int64_t kvHeads,
+                      int64_t group, int64_t rows, int64_t headDim,
+                      int64_t maxKeys) {
+  if (!force.splits && !force.cluster)
+    return;
+  if (force.splits) {
+    maxKeys = std::max<int64_t>(1, maxKeys);
+    setSplitLen(plan, maxKeys, roundedRows(ceilDiv(maxKeys, force.splits)));
+    plan.single = false;
+  }
+  int64_t chunks = tensorCores ? ceilDiv(group * rows, kMmaQueryRows)
+                               : group * rows / queriesPerBlock(group);
+  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
+             headDim);
+  plan.cluster = 1;
+  if (tensorCores && (plan.splits == 1 || plan.splits <= force.cluster)) {
+    plan.cluster = plan.splits;
+    plan.combine = {0, 1, 1};
+    plan.partialOut = plan.partialMaxSum = 0;
+  }
 }
 
 Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows,

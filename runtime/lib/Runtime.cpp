@@ -107,7 +107,9 @@ std::unique_ptr<Device> Device::open(int ordinal, const void *cubin,
     d.status_ = status;
     const char *programmatic = std::getenv("KVC_PROGRAMMATIC_LAUNCH");
     d.programmatic_ = !programmatic || std::strcmp(programmatic, "0") != 0;
-    return true;
+    const char *plan = std::getenv("KVC_DECODE_PLAN");
+    return !plan || d.setDecodePlan(plan) ||
+           d.fail("KVC_DECODE_PLAN in the environment: " + d.error_);
   };
   (void)size;
   if (!opened()) {
@@ -367,13 +369,24 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   DecodePlan plan;
   bool tensorCores = false;
   int64_t resident = 0;
-  if (hasKernel(mma)) {
+  using Kernel = DecodeForce::Kernel;
+  bool mmaUsable = c.type != DType::F32 && hasKernel(mma);
+  if (decodeForce_.kernel == Kernel::TensorCores && !mmaUsable)
+    return fail("decode attention: the decode plan asks for the tensor-core "
+                "kernel, which " +
+                std::string(c.type == DType::F32
+                                ? "takes no f32 caches"
+                                : "the kernel library lacks (" + mma + ")"));
+  if (mmaUsable) {
     if (!residentBlocks(mma, &resident))
       return false;
     int64_t slots = resident * multiprocessors_;
     plan = planDecodeMma(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
                          slots);
-    tensorCores = useDecodeMma(group, rows, c.headDim, c.type, plan, slots);
+    tensorCores = decodeForce_.kernel == Kernel::Plan
+                      ? useDecodeMma(group, rows, c.headDim, c.type, plan,
+                                     slots)
+                      : decodeForce_.kernel == Kernel::TensorCores;
   }
   if (tensorCores) {
     split = mma;
@@ -383,6 +396,8 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
     plan = planDecode(c.batch, c.kvHeads, group, rows, c.headDim, maxKeys,
                       resident * multiprocessors_);
   }
+  applyDecodeForce(plan, decodeForce_, tensorCores, c.batch, c.kvHeads, group,
+                   rows, c.headDim, maxKeys);
   if (plan.single)
     split = decodeSplitKernel(c.headDim, group, c.type, true);
   if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
@@ -511,6 +526,11 @@ bool Device::prefillByDecode(DevicePtr query, DevicePtr key, DevicePtr value,
   deallocate(lengths);
   deallocate(positions);
   return ok;
+}
+
+bool Device::setDecodePlan(const std::string &text) {
+  std::string problem = parseDecodeForce(text, decodeForce_);
+  return problem.empty() || fail("decode plan '" + text + "': " + problem);
 }
 
 bool Device::hasKernel(const std::string &name) {

@@ -23,6 +23,7 @@ class Runtime:
         lib.kvc_rt_close.argtypes = [vp]
         lib.kvc_rt_set_stream.argtypes = [vp, vp]
         lib.kvc_rt_multiprocessors.argtypes = [vp]
+        lib.kvc_rt_set_decode_plan.argtypes = [vp, ctypes.c_char_p]
         lib.kvc_rt_cache_create.argtypes = [vp, i64, i64, i64, i64, ctypes.c_int, ctypes.POINTER(vp)]
         lib.kvc_rt_cache_wrap.argtypes = [vp, i64, i64, i64, i64, ctypes.c_int, u64, u64, u64,
                                           ctypes.POINTER(vp)]
@@ -76,6 +77,11 @@ class Runtime:
 
     def multiprocessors(self):
         return self.lib.kvc_rt_multiprocessors(self.device)
+
+    def set_decode_plan(self, plan):
+        """Forces parts of every decode's plan ("kernel=mma|cuda,splits=N,
+        cluster=C", any subset; "" forces nothing), for experiments."""
+        self._check(self.lib.kvc_rt_set_decode_plan(self.device, plan.encode()))
 
     def wrap_cache(self, keys, values, lengths, dtype):
         batch, kv_heads, capacity, head_dim = keys.shape

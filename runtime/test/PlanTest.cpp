@@ -274,6 +274,71 @@ TEST(PlanDecode, FewQueriesTakeOneTensorCoreSplitFromThreeQuartersOfSlots) {
   EXPECT_TRUE(useDecodeMma(4, 1, 128, DType::BF16, group4, 528));
 }
 
+TEST(DecodeForce, ParsesKernelSplitsAndCluster) {
+  DecodeForce force;
+  EXPECT_EQ(parseDecodeForce("kernel=mma,splits=16,cluster=1", force), "");
+  EXPECT_EQ(force.kernel, DecodeForce::Kernel::TensorCores);
+  EXPECT_EQ(force.splits, 16);
+  EXPECT_EQ(force.cluster, 1);
+  EXPECT_EQ(parseDecodeForce("kernel=cuda", force), "");
+  EXPECT_EQ(force.kernel, DecodeForce::Kernel::CudaCores);
+  EXPECT_EQ(force.splits, 0);
+  EXPECT_EQ(parseDecodeForce("", force), "");
+  EXPECT_EQ(force.kernel, DecodeForce::Kernel::Plan);
+  EXPECT_EQ(force.splits + force.cluster, 0);
+  // Bad text leaves the force as it was, with the reason.
+  force.splits = 3;
+  for (const char *bad : {"splits", "splits=0", "splits=2x", "cluster=9",
+                          "kernel=wgmma", "split=4", "splits=4,",
+                          "kernel=cuda,cluster=2"})
+    EXPECT_NE(parseDecodeForce(bad, force), "") << bad;
+  EXPECT_EQ(force.splits, 3);
+  EXPECT_NE(parseDecodeForce("cluster=9", force).find("1 to 8"),
+            std::string::npos);
+}
+
+TEST(DecodeForce, SplitsRoundToWholeTilesAndClusterOnlyWhereAllowed) {
+  // B1 L4096, Hq/Hkv 32/8 D 128 on the tensor cores: 16 splits of 256 rows
+  // as partials, or in a cluster where 16 are allowed... at most 8 are.
+  DecodePlan plan = planDecodeMma(1, 8, 4, 1, 128, 4096, kH100);
+  DecodeForce force;
+  force.splits = 16;
+  applyDecodeForce(plan, force, true, 1, 8, 4, 1, 128, 4096);
+  expectSplits(plan, 16, 256, 1);
+  expectCovers(plan, 4096);
+  EXPECT_EQ(plan.combine.x, 32);
+  EXPECT_EQ(plan.partialOut, 32 * 16 * 128);
+  force.splits = 6; // 683 rows round up to 704: still 6 splits
+  force.cluster = 8;
+  applyDecodeForce(plan, force, true, 1, 8, 4, 1, 128, 4096);
+  expectSplits(plan, 6, 704, 6);
+  EXPECT_EQ(plan.combine.x, 0);
+  EXPECT_EQ(plan.partialOut, 0);
+  force.splits = 48; // 86 rows round up to 128: 32 splits
+  applyDecodeForce(plan, force, true, 1, 8, 4, 1, 128, 4096);
+  expectSplits(plan, 32, 128, 1);
+  // The CUDA-core kernel: never the single-row kernel, never a cluster, its
+  // query chunks of 4 rows (32/1: 8 of them per kv head).
+  DecodePlan cuda = planDecode(1, 1, 32, 1, 128, 512, kH100);
+  EXPECT_TRUE(cuda.single);
+  force = DecodeForce();
+  force.splits = 1;
+  applyDecodeForce(cuda, force, false, 1, 1, 32, 1, 128, 512);
+  EXPECT_FALSE(cuda.single);
+  expectSplits(cuda, 1, 512, 1);
+  EXPECT_EQ(cuda.split.y, 8);
+  EXPECT_EQ(cuda.combine.x, 32);
+  // A cluster limit alone keeps the planner's splits and re-decides the
+  // merge: TinyLlama's B=16 decode, 5 splits in a cluster, as partials.
+  DecodePlan mma = planDecodeMma(16, 4, 8, 1, 64, 640, kH100);
+  expectSplits(mma, 5, 128, 5);
+  force = DecodeForce();
+  force.cluster = 1;
+  applyDecodeForce(mma, force, true, 16, 4, 8, 1, 64, 640);
+  expectSplits(mma, 5, 128, 1);
+  EXPECT_EQ(mma.combine.x, 16 * 32);
+}
+
 TEST(PlanAppend, OneThreadPerSixteenBytes) {
   Grid grid = planAppend(2, 8, 3, 128);
   EXPECT_EQ(grid.x, (8 * 3 * 16 + 127) / 128);

@@ -4,7 +4,8 @@
 # 32 query heads on 32, 8, 4 and 1 kv heads; head dim 64 and 128; bf16 and
 # f16; outputs heads first and, as compiled models take them, heads last.
 # Outputs are poisoned with NaN before every run, and so are the cache rows
-# past each sequence's end.
+# past each sequence's end. Then plans the planners rarely make, forced
+# (kvc_rt_set_decode_plan), and forced plans the runtime must refuse.
 #
 # REQUIRES: cuda
 # RUN: %python %s --runtime %kvc_rt --kernels %kvc_kernels
@@ -178,6 +179,41 @@ def run_rotary_append(rt, gen):
     return problems
 
 
+# Forced plans: each a grid case and the plan it runs under.
+FORCED = [
+    ((1, 4096, 32, 8, 128, "bf16", 1), "kernel=mma,splits=8,cluster=8"),
+    ((3, 255, 32, 1, 64, "f16", 1), "kernel=cuda"),
+    ((2, 4096, 32, 4, 64, "bf16", 2), "kernel=mma,splits=7,cluster=1"),
+    ((1, 32768, 32, 8, 128, "f16", 1, True), "splits=3,cluster=8"),
+    ((8, 17, 32, 32, 128, "bf16", 1), "kernel=mma"),
+    ((3, 300, 32, 8, 64, "bf16", 1), "kernel=cuda,splits=1"),
+]
+QUICK_FORCED = FORCED[:2]
+
+
+def run_refusals(rt, gen):
+    """Plans the runtime refuses, each with its reason; the plan before stays."""
+    problems = []
+    for text, reason in [("cluster=9", "1 to 8"), ("kernel=cuda,cluster=2", "clusters"),
+                         ("splits=0", "1 to"), ("kernels=mma", "unknown key")]:
+        try:
+            rt.set_decode_plan(text)
+            problems.append("%r accepted" % text)
+        except kvc_rt.Error as e:
+            if reason not in str(e):
+                problems.append("%r refused with %r" % (text, str(e)))
+    # The tensor-core kernel takes no f32 caches: a decode that asks fails.
+    rt.set_decode_plan("kernel=mma")
+    try:
+        run_case(rt, gen, 1, 17, 32, 8, 64, "f32")
+        problems.append("kernel=mma ran on an f32 cache")
+    except kvc_rt.Error as e:
+        if "f32" not in str(e):
+            problems.append("kernel=mma on f32 refused with %r" % str(e))
+    rt.set_decode_plan("")
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runtime", required=True)
@@ -213,19 +249,26 @@ def main():
         # Heads-last output (what compiled models ask for).
         grid += [(1, 640, 32, 4, 64, "bf16", 1, True), (3, 255, 32, 8, 128, "f16", 4, True),
                  (8, 17, 32, 1, 64, "f32", 2, True)]
+    cases = [(case, "") for case in grid] + (QUICK_FORCED if args.quick else FORCED)
     failures = 0
     worst = {}
-    for (batch, length, qh, kvh, d, t, rows, *last) in grid:
+    for (batch, length, qh, kvh, d, t, rows, *last), plan in cases:
         if batch * kvh * length * d * 2 * 2 > 40e9:
             continue
         heads_last = bool(last and last[0])
+        rt.set_decode_plan(plan)
         err, problems = run_case(rt, gen, batch, length, qh, kvh, d, t, rows, heads_last)
         worst[t] = max(worst.get(t, 0.0), err)
         if problems:
             failures += 1
-            print("FAIL B%d L%d %d/%d D%d %s T%d%s: %s" % (
+            print("FAIL B%d L%d %d/%d D%d %s T%d%s%s: %s" % (
                 batch, length, qh, kvh, d, t, rows, " heads last" if heads_last else "",
-                "; ".join(problems)))
+                " plan " + plan if plan else "", "; ".join(problems)))
+    rt.set_decode_plan("")
+    problems = run_refusals(rt, gen)
+    if problems:
+        failures += 1
+        print("FAIL forced-plan refusals: " + "; ".join(problems))
     problems = run_rotary_append(rt, gen)
     if problems:
         failures += 1
@@ -236,7 +279,7 @@ def main():
         print("FAIL compiled-code entry points: " + "; ".join(problems))
     rt.close()
     print("cases %d, failures %d, worst relative error %s" %
-          (len(grid), failures, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
+          (len(cases), failures, ", ".join("%s %.2e" % kv for kv in sorted(worst.items()))))
     return 1 if failures else 0
 
 

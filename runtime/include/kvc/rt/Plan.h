@@ -187,6 +187,30 @@ constexpr int64_t kMmaQueryRows = 16;
 /// L256 28.7 / 30.2-32.4; D 64 B12 L512 22.4 / 23.3.
 bool useDecodeMma(int64_t group, int64_t rows, int64_t headDim, DType type,
                   const DecodePlan &mmaPlan, int64_t slots);
+/// A decode plan forced in part, for experiments with the planners' choices
+/// (kvc_rt_set_decode_plan, or KVC_DECODE_PLAN in the environment when a
+/// device opens): the split kernel, the split count, and the most splits that
+/// merge in one cluster; zero (or Kernel::Plan) leaves the planner's choice.
+struct DecodeForce {
+  enum class Kernel { Plan, TensorCores, CudaCores };
+  Kernel kernel = Kernel::Plan;
+  int64_t splits = 0, cluster = 0;
+};
+/// Parses `text`, "key=value" items joined by commas, any of kernel=mma or
+/// kernel=cuda, splits=N (N >= 1), cluster=C (1 <= C <= kMaxCluster; 1:
+/// partials and the combine kernel), into `force` ("" forces nothing).
+/// Returns "" or why the text is not one (and leaves `force` as it was).
+std::string parseDecodeForce(const std::string &text, DecodeForce &force);
+/// `plan`, of the tensor-core kernel where `tensorCores` (else the CUDA-core
+/// one), with the split count and cluster limit `force` gives: forced splits
+/// take ceil(maxKeys / splits) rows rounded up to kMinSplitRows (so fewer
+/// splits may result) and never the single-row kernel; on the tensor cores
+/// they merge in one cluster where there is one split or at most
+/// force.cluster of them, else write partials for the combine kernel.
+void applyDecodeForce(DecodePlan &plan, const DecodeForce &force,
+                      bool tensorCores, int64_t batch, int64_t kvHeads,
+                      int64_t group, int64_t rows, int64_t headDim,
+                      int64_t maxKeys);
 /// Cache rows the single-row split kernel takes per block step: a row per
 /// group of threads holding a whole key (kBlockSize * kVectorWidth /
 /// headDim).

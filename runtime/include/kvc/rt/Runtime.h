@@ -75,6 +75,11 @@ public:
   int multiprocessors() const { return multiprocessors_; }
   /// Launches go to `stream` (a CUstream; 0 is the legacy default stream).
   void setStream(void *stream) { stream_ = stream; }
+  /// Forces parts of every decode's plan from now on (parseDecodeForce's
+  /// text; "" forces nothing); false, with the reason as the error, if the
+  /// text is not one. Opening a device takes KVC_DECODE_PLAN from the
+  /// environment.
+  bool setDecodePlan(const std::string &text);
 
   std::unique_ptr<Cache> createCache(const CacheLayout &layout);
   std::unique_ptr<Cache> wrapCache(const CacheLayout &layout, DevicePtr keys,
@@ -198,6 +203,7 @@ private:
   std::map<DevicePtr, int64_t> liveBlocks_;
   int device_ = 0, multiprocessors_ = 0;
   bool programmatic_ = true;
+  DecodeForce decodeForce_;
   DevicePtr status_ = 0, workspace_ = 0;
   int64_t workspaceBytes_ = 0;
   /// The prefill kernel's tensor maps (3 x 128 bytes).

@@ -41,6 +41,12 @@ void kvc_rt_close(kvc_rt_device *device);
 /* Launches go to this CUstream from now on (0: the default stream). */
 void kvc_rt_set_stream(kvc_rt_device *device, void *stream);
 int kvc_rt_multiprocessors(const kvc_rt_device *device);
+/* Forces parts of every decode attention's plan from now on, for
+ * experiments: "kernel=mma|cuda,splits=N,cluster=C", any subset ("" forces
+ * nothing; see DecodeForce in kvc/rt/Plan.h). KVC_DECODE_PLAN in the
+ * environment sets it when a device opens. Nonzero (and kvc_rt_error) if
+ * the text is not such a plan. */
+int kvc_rt_set_decode_plan(kvc_rt_device *device, const char *plan);
 
 /* A cache of [batch, kv_heads, capacity, head_dim] keys and values and
  * [batch] i32 lengths (all zero), allocated on the device. */
