@@ -3,6 +3,7 @@
 #include "kvc/rt/Runtime.h"
 #include "kvc/rt/SafeTensors.h"
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -177,6 +178,25 @@ int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
   return result(device, device->device->decodeAttention(
                             *cache->cache, query, q_heads, rows, positions,
                             out, max_keys, scale, heads_last != 0));
+}
+
+int kvc_rt_describe_decode(kvc_rt_device *device, int64_t batch,
+                           int64_t kv_heads, int64_t q_heads, int64_t rows,
+                           int64_t head_dim, int type, int64_t max_keys,
+                           char *text, size_t size) {
+  CacheLayout layout{batch, kv_heads, max_keys, head_dim};
+  if (!toType(type, &layout.type)) {
+    device->error = "unknown element type " + std::to_string(type);
+    return 1;
+  }
+  DecodeLaunch launch;
+  if (!device->device->planDecodeAttention(layout, q_heads, rows, max_keys,
+                                           launch))
+    return result(device, false);
+  std::string line = describe(launch);
+  if (text && size)
+    std::snprintf(text, size, "%s", line.c_str());
+  return 0;
 }
 
 int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,

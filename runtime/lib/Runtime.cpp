@@ -348,10 +348,9 @@ bool Device::truncate(Cache &cache, DevicePtr lengths) {
                 args.data());
 }
 
-bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
-                             int64_t rows, DevicePtr positions, DevicePtr out,
-                             int64_t maxKeys, float scale, bool headsLast) {
-  const CacheLayout &c = cache.layout();
+bool Device::planDecodeAttention(const CacheLayout &c, int64_t qHeads,
+                                 int64_t rows, int64_t maxKeys,
+                                 DecodeLaunch &launch) {
   if (qHeads < 1 || qHeads % c.kvHeads)
     return fail("decode attention: " + std::to_string(qHeads) +
                 " query heads are not a multiple of the cache's " +
@@ -366,8 +365,10 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
   std::string split = decodeSplitKernel(c.headDim, group, c.type);
   std::string mma = decodeMmaKernel(c.headDim, group, c.type);
-  DecodePlan plan;
-  bool tensorCores = false;
+  DecodePlan &plan = launch.plan;
+  bool &tensorCores = launch.tensorCores;
+  plan = DecodePlan();
+  tensorCores = false;
   int64_t resident = 0;
   using Kernel = DecodeForce::Kernel;
   bool mmaUsable = c.type != DType::F32 && hasKernel(mma);
@@ -398,8 +399,31 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   }
   applyDecodeForce(plan, decodeForce_, tensorCores, c.batch, c.kvHeads, group,
                    rows, c.headDim, maxKeys);
-  if (plan.single)
-    split = decodeSplitKernel(c.headDim, group, c.type, true);
+  launch.kernel =
+      plan.single ? decodeSplitKernel(c.headDim, group, c.type, true) : split;
+  return true;
+}
+
+std::string describe(const DecodeLaunch &launch) {
+  const DecodePlan &p = launch.plan;
+  auto grid = [](const Grid &g) {
+    return std::to_string(g.x) + "x" + std::to_string(g.y) + "x" +
+           std::to_string(g.z);
+  };
+  return "kernel=" + launch.kernel + " splits=" + std::to_string(p.splits) +
+         " split_len=" + std::to_string(p.splitLen) +
+         " cluster=" + std::to_string(p.cluster) + " grid=" + grid(p.split) +
+         " combine=" + (p.combine.x ? grid(p.combine) : std::string("none"));
+}
+
+bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
+                             int64_t rows, DevicePtr positions, DevicePtr out,
+                             int64_t maxKeys, float scale, bool headsLast) {
+  const CacheLayout &c = cache.layout();
+  DecodeLaunch decode;
+  if (!planDecodeAttention(c, qHeads, rows, maxKeys, decode))
+    return false;
+  const DecodePlan &plan = decode.plan;
   if (!ensureWorkspace((plan.partialOut + plan.partialMaxSum) * 4))
     return false;
   DevicePtr partialOut = workspace_;
@@ -419,12 +443,12 @@ bool Device::decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
   args.index(plan.splitLen);
   args.index(plan.splits);
   args.f32(scale);
-  if (tensorCores) {
+  if (decode.tensorCores) {
     // With all splits in one cluster the kernel writes the output itself.
     args.memref(out, queryElements);
     args.index(headsLast ? 1 : 0);
   }
-  if (!launch(split, plan.split, args.data(), plan.cluster))
+  if (!launch(decode.kernel, plan.split, args.data(), plan.cluster))
     return false;
   if (plan.combine.x == 0)
     return true;

@@ -35,6 +35,8 @@ class Runtime:
         lib.kvc_rt_truncate.argtypes = [vp, vp, u64]
         lib.kvc_rt_decode_attention.argtypes = [vp, vp, u64, i64, i64, u64, u64, i64,
                                                 ctypes.c_float, ctypes.c_int]
+        lib.kvc_rt_describe_decode.argtypes = [vp, i64, i64, i64, i64, i64, ctypes.c_int, i64,
+                                               ctypes.c_char_p, ctypes.c_size_t]
         lib.kvc_rt_synchronize.argtypes = [vp]
         lib.kvc_rt_prefill_attention.argtypes = [vp, u64, u64, u64, u64, i64, i64, i64, i64, i64,
                                                  ctypes.c_int, ctypes.c_float]
@@ -120,6 +122,13 @@ class Runtime:
         self._check(self.lib.kvc_rt_decode_attention(self.device, cache, query.data_ptr(), q_heads,
                                                      rows, positions.data_ptr(), out.data_ptr(),
                                                      max_keys, scale, int(heads_last)))
+
+    def describe_decode(self, batch, kv_heads, q_heads, rows, head_dim, dtype, max_keys):
+        """The kernel and plan decode_attention would take, as key=value text."""
+        text = ctypes.create_string_buffer(512)
+        self._check(self.lib.kvc_rt_describe_decode(self.device, batch, kv_heads, q_heads, rows,
+                                                    head_dim, dtype, max_keys, text, len(text)))
+        return text.value.decode()
 
     def prefill_attention(self, query, key, value, out, dtype, scale):
         batch, q_heads, seq, head_dim = query.shape

@@ -31,6 +31,17 @@ struct CacheLayout {
   DType type = DType::BF16;
 };
 
+/// How a decode attention runs: its split kernel, whether that is the
+/// tensor-core one, and its plan (Plan.h).
+struct DecodeLaunch {
+  std::string kernel;
+  bool tensorCores = false;
+  DecodePlan plan;
+};
+/// `launch` in one line of key=value items: the kernel, splits, split_len,
+/// cluster, the split kernel's grid and the combine's (or none).
+std::string describe(const DecodeLaunch &launch);
+
 class Device;
 class Matmul;
 
@@ -101,6 +112,11 @@ public:
   bool decodeAttention(Cache &cache, DevicePtr query, int64_t qHeads,
                        int64_t rows, DevicePtr positions, DevicePtr out,
                        int64_t maxKeys, float scale, bool headsLast = false);
+  /// What decodeAttention would launch for a cache of layout `c` (the
+  /// planners' choice on this GPU, and any forced plan), without running
+  /// it; false, with the reason, where it would refuse.
+  bool planDecodeAttention(const CacheLayout &c, int64_t qHeads, int64_t rows,
+                           int64_t maxKeys, DecodeLaunch &launch);
   /// Causal attention over whole sequences: `query`, `out` [batch, qHeads,
   /// seq, headDim], `key`, `value` [batch, kvHeads, seq, headDim].
   bool prefillAttention(DevicePtr query, DevicePtr key, DevicePtr value,

@@ -83,6 +83,16 @@ int kvc_rt_decode_attention(kvc_rt_device *device, kvc_rt_cache *cache,
                             uint64_t query, int64_t q_heads, int64_t rows,
                             uint64_t positions, uint64_t out, int64_t max_keys,
                             float scale, int heads_last);
+/* What kvc_rt_decode_attention would launch over a cache of batch x kv_heads
+ * heads of head_dim (type) for rows new rows of q_heads query heads over at
+ * most max_keys cache rows, without running it: "kernel=... splits=N
+ * split_len=R cluster=C grid=XxYxZ combine=XxYxZ|none" into text (at most
+ * size bytes with the NUL). Nonzero (and kvc_rt_error) where the decode
+ * would be refused. */
+int kvc_rt_describe_decode(kvc_rt_device *device, int64_t batch,
+                           int64_t kv_heads, int64_t q_heads, int64_t rows,
+                           int64_t head_dim, int type, int64_t max_keys,
+                           char *text, size_t size);
 /* kvc.attention {causal} over whole sequences: query, out [batch, q_heads,
  * seq, head_dim]; key, value [batch, kv_heads, seq, head_dim]. */
 int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
