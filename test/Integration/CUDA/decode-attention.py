@@ -210,19 +210,19 @@ def run_refusals(rt, gen):
     except kvc_rt.Error as e:
         if "f32" not in str(e):
             problems.append("kernel=mma on f32 refused with %r" % str(e))
-    # What a forced plan launches, described without running it.
-    rt.set_decode_plan("kernel=mma,splits=8,cluster=8")
-    described = rt.describe_decode(1, 8, 32, 1, 128, kvc_rt.BF16, 4096)
-    expected = ("kernel=kvc_decode_mma_d128_g4_bf16 splits=8 split_len=512 cluster=8 "
-                "grid=8x8x1 combine=none")
-    if described != expected:
-        problems.append("described %r, expected %r" % (described, expected))
-    rt.set_decode_plan("kernel=cuda,splits=3")
-    described = rt.describe_decode(2, 4, 32, 1, 64, kvc_rt.F16, 1000)
-    expected = ("kernel=kvc_decode_split_d64_g8_f16 splits=3 split_len=384 cluster=1 "
-                "grid=3x8x2 combine=64x1x1")
-    if described != expected:
-        problems.append("described %r, expected %r" % (described, expected))
+    # What a forced plan launches, described without running it (batch, kv
+    # heads, q heads, rows, head dim, type, cache rows).
+    for plan, shape, expected in [
+            ("kernel=mma,splits=8,cluster=8", (1, 8, 32, 1, 128, kvc_rt.BF16, 4096),
+             "kernel=kvc_decode_mma_d128_g4_bf16 splits=8 split_len=512 cluster=8 "
+             "grid=8x8x1 combine=none"),
+            ("kernel=cuda,splits=3", (2, 4, 32, 1, 64, kvc_rt.F16, 1000),
+             "kernel=kvc_decode_split_d64_g8_f16 splits=3 split_len=384 cluster=1 "
+             "grid=3x8x2 combine=64x1x1")]:
+        rt.set_decode_plan(plan)
+        described = rt.describe_decode(*shape)
+        if described != expected:
+            problems.append("%s described %r, expected %r" % (plan, described, expected))
     rt.set_decode_plan("")
     # Compiled code's kvc_rt_op_* calls stop at a pending error: clear it.
     rt.lib.kvc_rt_clear_error(rt.device)
