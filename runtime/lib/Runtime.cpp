@@ -351,6 +351,10 @@ bool Device::truncate(Cache &cache, DevicePtr lengths) {
 bool Device::planDecodeAttention(const CacheLayout &c, int64_t qHeads,
                                  int64_t rows, int64_t maxKeys,
                                  DecodeLaunch &launch) {
+  if (c.batch < 1 || c.kvHeads < 1)
+    return fail("decode attention: batch " + std::to_string(c.batch) +
+                " and " + std::to_string(c.kvHeads) +
+                " kv heads: both must be positive");
   if (qHeads < 1 || qHeads % c.kvHeads)
     return fail("decode attention: " + std::to_string(qHeads) +
                 " query heads are not a multiple of the cache's " +

@@ -224,6 +224,12 @@ def run_refusals(rt, gen):
         if described != expected:
             problems.append("%s described %r, expected %r" % (plan, described, expected))
     rt.set_decode_plan("")
+    try:
+        rt.describe_decode(1, 0, 32, 1, 128, kvc_rt.BF16, 4096)
+        problems.append("a decode over 0 kv heads described")
+    except kvc_rt.Error as e:
+        if "positive" not in str(e):
+            problems.append("0 kv heads refused with %r" % str(e))
     # Compiled code's kvc_rt_op_* calls stop at a pending error: clear it.
     rt.lib.kvc_rt_clear_error(rt.device)
     return problems
