@@ -78,6 +78,20 @@ static void chooseSplits(DecodePlan &plan, int64_t blocks, int64_t maxKeys,
   }
 }
 
+/// Blocks per kv head: query rows of the tensor-core kernel's M dimension,
+/// or the CUDA-core kernel's queriesPerBlock.
+static int64_t queryChunks(int64_t group, int64_t rows, bool tensorCores) {
+  return tensorCores ? ceilDiv(group * rows, kMmaQueryRows)
+                     : group * rows / queriesPerBlock(group);
+}
+
+/// `plan`'s splits merged in one cluster: no partials, no combine.
+static void mergeInCluster(DecodePlan &plan) {
+  plan.cluster = plan.splits;
+  plan.combine = {0, 1, 1};
+  plan.partialOut = plan.partialMaxSum = 0;
+}
+
 /// The grids and workspace of `plan` for `queryRows` rows and `chunks`
 /// blocks per kv head.
 static void finishPlan(DecodePlan &plan, int64_t batch, int64_t kvHeads,
@@ -158,7 +172,7 @@ DecodePlan planDecode(int64_t batch, int64_t kvHeads, int64_t group,
   DecodePlan plan;
   slots = std::max<int64_t>(1, slots);
   maxKeys = std::max<int64_t>(1, maxKeys);
-  int64_t chunks = group * rows / queriesPerBlock(group);
+  int64_t chunks = queryChunks(group, rows, false);
   int64_t blocks = batch * kvHeads * chunks;
   // At 1-3 query rows the split count nearest half the slots: from 1.2
   // blocks a multiprocessor (slots / 5) splits of kFewQuerySplitRows rows
@@ -208,7 +222,7 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   bool longSplits = false;
   slots = std::max<int64_t>(1, slots);
   maxKeys = std::max<int64_t>(1, maxKeys);
-  int64_t chunks = ceilDiv(group * rows, kMmaQueryRows);
+  int64_t chunks = queryChunks(group, rows, true);
   int64_t blocks = batch * kvHeads * chunks;
   bool cudaCores = cudaCoreFits(group, rows);
   // Where it cannot, at head dim 64 or less long splits take three quarters
@@ -240,11 +254,8 @@ DecodePlan planDecodeMma(int64_t batch, int64_t kvHeads, int64_t group,
   // 16.3 / 14.1; B1 L1024 8 splits 8.1 / 9.3).
   if (plan.splits <= 2 ||
       ((!longSplits || threeQuarters) && plan.splits <= kMaxCluster &&
-       (!cudaCores || 4 * blocks * plan.splits <= slots))) {
-    plan.cluster = plan.splits;
-    plan.combine = {0, 1, 1};
-    plan.partialOut = plan.partialMaxSum = 0;
-  }
+       (!cudaCores || 4 * blocks * plan.splits <= slots)))
+    mergeInCluster(plan);
   return plan;
 }
 
@@ -296,16 +307,11 @@ void applyDecodeForce(DecodePlan &plan, const DecodeForce &force,
     setSplitLen(plan, maxKeys, roundedRows(ceilDiv(maxKeys, force.splits)));
     plan.single = false;
   }
-  int64_t chunks = tensorCores ? ceilDiv(group * rows, kMmaQueryRows)
-                               : group * rows / queriesPerBlock(group);
-  finishPlan(plan, batch, kvHeads, chunks, batch * kvHeads * group * rows,
-             headDim);
+  finishPlan(plan, batch, kvHeads, queryChunks(group, rows, tensorCores),
+             batch * kvHeads * group * rows, headDim);
   plan.cluster = 1;
-  if (tensorCores && (plan.splits == 1 || plan.splits <= force.cluster)) {
-    plan.cluster = plan.splits;
-    plan.combine = {0, 1, 1};
-    plan.partialOut = plan.partialMaxSum = 0;
-  }
+  if (tensorCores && (plan.splits == 1 || plan.splits <= force.cluster))
+    mergeInCluster(plan);
 }
 
 Grid planAppend(int64_t batch, int64_t kvHeads, int64_t rows,

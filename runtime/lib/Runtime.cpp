@@ -369,10 +369,8 @@ bool Device::planDecodeAttention(const CacheLayout &c, int64_t qHeads,
   maxKeys = std::max<int64_t>(1, std::min(maxKeys, c.capacity));
   std::string split = decodeSplitKernel(c.headDim, group, c.type);
   std::string mma = decodeMmaKernel(c.headDim, group, c.type);
-  DecodePlan &plan = launch.plan;
-  bool &tensorCores = launch.tensorCores;
-  plan = DecodePlan();
-  tensorCores = false;
+  DecodePlan plan;
+  bool tensorCores = false;
   int64_t resident = 0;
   using Kernel = DecodeForce::Kernel;
   bool mmaUsable = c.type != DType::F32 && hasKernel(mma);
@@ -403,8 +401,9 @@ bool Device::planDecodeAttention(const CacheLayout &c, int64_t qHeads,
   }
   applyDecodeForce(plan, decodeForce_, tensorCores, c.batch, c.kvHeads, group,
                    rows, c.headDim, maxKeys);
-  launch.kernel =
-      plan.single ? decodeSplitKernel(c.headDim, group, c.type, true) : split;
+  launch = {plan.single ? decodeSplitKernel(c.headDim, group, c.type, true)
+                        : split,
+            tensorCores, plan};
   return true;
 }
 
