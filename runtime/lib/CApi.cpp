@@ -27,7 +27,9 @@ static int result(kvc_rt_device *d, bool ok) {
   return ok ? 0 : 1;
 }
 
-static bool toType(int type, DType *out) {
+/// The DType of the C API's code `type`; false, with the reason as the
+/// device's error, for an unknown code.
+static bool toType(kvc_rt_device *d, int type, DType *out) {
   switch (type) {
   case KVC_RT_F16:
     *out = DType::F16;
@@ -39,6 +41,8 @@ static bool toType(int type, DType *out) {
     *out = DType::F32;
     return true;
   }
+  d->error = "unknown element type " + std::to_string(type) +
+             " (KVC_RT_F16, KVC_RT_BF16, KVC_RT_F32)";
   return false;
 }
 
@@ -115,11 +119,8 @@ int kvc_rt_set_decode_plan(kvc_rt_device *device, const char *plan) {
 static int makeCache(kvc_rt_device *device, CacheLayout layout, int type,
                      bool wrap, uint64_t keys, uint64_t values,
                      uint64_t lengths, kvc_rt_cache **cache) {
-  if (!toType(type, &layout.type)) {
-    device->error = "unknown element type " + std::to_string(type) +
-                    " (KVC_RT_F16, KVC_RT_BF16, KVC_RT_F32)";
+  if (!toType(device, type, &layout.type))
     return 1;
-  }
   std::unique_ptr<Cache> made =
       wrap ? device->device->wrapCache(layout, keys, values, lengths)
            : device->device->createCache(layout);
@@ -185,10 +186,8 @@ int kvc_rt_describe_decode(kvc_rt_device *device, int64_t batch,
                            int64_t head_dim, int type, int64_t max_keys,
                            char *text, size_t size) {
   CacheLayout layout{batch, kv_heads, max_keys, head_dim};
-  if (!toType(type, &layout.type)) {
-    device->error = "unknown element type " + std::to_string(type);
+  if (!toType(device, type, &layout.type))
     return 1;
-  }
   DecodeLaunch launch;
   if (!device->device->planDecodeAttention(layout, q_heads, rows, max_keys,
                                            launch))
@@ -205,10 +204,8 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
                              int64_t seq, int64_t head_dim, int type,
                              float scale) {
   DType dtype;
-  if (!toType(type, &dtype)) {
-    device->error = "unknown element type " + std::to_string(type);
+  if (!toType(device, type, &dtype))
     return 1;
-  }
   return result(device, device->device->prefillAttention(
                             query, key, value, out, batch, q_heads, kv_heads,
                             seq, head_dim, dtype, scale));
@@ -217,11 +214,8 @@ int kvc_rt_prefill_attention(kvc_rt_device *device, uint64_t query,
 int kvc_rt_matmul(kvc_rt_device *device, uint64_t x, uint64_t w, uint64_t out,
                   int64_t m, int64_t n, int64_t k, int type, int out_type) {
   DType in, outType;
-  if (!toType(type, &in) || !toType(out_type, &outType)) {
-    device->error = "unknown element type " + std::to_string(type) + " or " +
-                    std::to_string(out_type);
+  if (!toType(device, type, &in) || !toType(device, out_type, &outType))
     return 1;
-  }
   return result(device,
                 device->device->matmul(x, w, out, m, n, k, in, outType));
 }
@@ -229,10 +223,8 @@ int kvc_rt_matmul(kvc_rt_device *device, uint64_t x, uint64_t w, uint64_t out,
 int kvc_rt_argmax(kvc_rt_device *device, uint64_t logits, int64_t rows,
                   int64_t vocab, int type, uint64_t out) {
   DType dtype;
-  if (!toType(type, &dtype)) {
-    device->error = "unknown element type " + std::to_string(type);
+  if (!toType(device, type, &dtype))
     return 1;
-  }
   return result(device,
                 device->device->argmax(logits, rows, vocab, dtype, out));
 }
